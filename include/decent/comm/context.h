@@ -1,0 +1,191 @@
+// Context: one rank's view of the job. Carries rank, size, machine layout, the topology and the
+// transport, and offers every communication operation, blocking and non-blocking.
+//
+//   auto ctx = decent::Context::init();            // MPI under decentrun/mpirun, else 1 rank
+//   ctx->set_topology(decent::topology::exponential(ctx->size()));
+//   ctx->neighbor_allreduce(x, x);                  // x_i <- sum_j w_ij x_j
+//
+// Operations run on a per-rank communication thread in submission order, so a non-blocking
+// call overlaps with the caller's computation; a blocking call is the non-blocking one + wait.
+// Every rank must submit collectives and neighbour operations in the same order.
+#pragma once
+
+#include "decent/comm/types.h"
+#include "decent/topology/schedule.h"
+
+#include <chrono>
+#include <cstring>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace decent {
+
+namespace comm {
+class Transport;
+}
+namespace detail {
+struct OpState;
+class Engine;
+}  // namespace detail
+
+struct ContextOptions {
+  // Longest any single wait may block before raising TimeoutError naming the missing ranks.
+  std::chrono::milliseconds timeout{std::chrono::minutes(5)};
+  // Buffers submitted together are packed into messages of up to this many bytes (tensor
+  // fusion); 0 sends each buffer on its own.
+  std::size_t fusion_threshold_bytes = std::size_t{64} << 20;
+  // When non-empty, rank r writes a Chrome trace (chrome://tracing, Perfetto) to prefix<r>.json.
+  std::string timeline_prefix;
+  // Ranks per machine for hierarchical operations; 0 groups ranks by host name. Set it to
+  // emulate several machines on one host.
+  int ranks_per_machine = 0;
+  // Exchange a small header with every message so that ranks disagreeing on counts, dtypes or
+  // operations raise MismatchError instead of producing garbage. Costs one extra tiny message.
+  bool check_consistency = true;
+
+  // Defaults overridden by DECENT_TIMEOUT_MS, DECENT_FUSION_THRESHOLD, DECENT_TIMELINE,
+  // DECENT_RANKS_PER_MACHINE and DECENT_CHECK_CONSISTENCY (0/1).
+  static ContextOptions from_env();
+};
+
+struct NeighborAllreduceOptions {
+  // Weight of the rank's own value; default from the topology.
+  std::optional<double> self_weight;
+  // In-neighbour rank -> weight of its message. When set, these ranks are the receive set.
+  std::optional<std::map<int, double>> src_weights;
+  // Out-neighbour rank -> factor the sender multiplies its message by. When set, these ranks
+  // are the send set (dynamic mode); use 1.0 for a plain send.
+  std::optional<std::map<int, double>> dst_weights;
+  // Step of a dynamic schedule to use; default: the context's step counter, which advances by
+  // one after every neighbour operation that uses the schedule.
+  std::optional<std::int64_t> step;
+};
+
+// Result of allgather/neighbor_allgather: concatenated elements and each contributor's count.
+struct GatherResult {
+  DType dtype = DType::kFloat32;
+  std::vector<int> ranks;            // contributors in order
+  std::vector<std::size_t> counts;   // elements from each contributor
+  std::vector<std::uint8_t> data;    // concatenated payload
+  template <typename T>
+  std::vector<T> as() const {
+    std::vector<T> out(data.size() / sizeof(T));
+    if (!out.empty()) std::memcpy(out.data(), data.data(), data.size());
+    return out;
+  }
+};
+
+// Completion of a non-blocking operation. Buffers passed to the operation must stay alive and
+// untouched until wait() returns.
+class Handle {
+ public:
+  Handle() = default;
+  explicit Handle(std::shared_ptr<detail::OpState> s) : state_(std::move(s)) {}
+  void wait();   // blocks; rethrows the operation's error
+  bool poll();   // true when done; rethrows the operation's error
+  bool valid() const { return state_ != nullptr; }
+
+ private:
+  std::shared_ptr<detail::OpState> state_;
+  friend class Context;
+};
+
+// Counters a training loop reports.
+struct CommStats {
+  std::uint64_t bytes_sent = 0;
+  std::uint64_t bytes_received = 0;
+  std::uint64_t messages_sent = 0;
+  std::uint64_t operations = 0;
+};
+
+class Context {
+ public:
+  // Chooses the backend: MPI when launched by decentrun/mpirun (or DECENT_BACKEND=mpi),
+  // otherwise a single-rank local context.
+  static std::shared_ptr<Context> init(const ContextOptions& options = ContextOptions::from_env());
+  // Wraps an existing transport (used by the backends and by tests).
+  static std::shared_ptr<Context> create(std::unique_ptr<comm::Transport> transport,
+                                         const ContextOptions& options);
+  ~Context();
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  int rank() const;
+  int size() const;
+  int local_rank() const;     // rank within its machine
+  int local_size() const;     // ranks on its machine
+  int machine_rank() const;   // index of its machine
+  int machine_size() const;   // number of machines
+  std::string backend() const;
+  const ContextOptions& options() const;
+
+  // Topology over ranks; the default is the static exponential graph with uniform weights.
+  void set_topology(topology::Graph graph);
+  void set_topology(topology::SchedulePtr schedule);
+  topology::SchedulePtr topology() const;
+  // Topology over machines used by hierarchical_neighbor_allreduce (default: exponential).
+  void set_machine_topology(topology::SchedulePtr schedule);
+  topology::SchedulePtr machine_topology() const;
+  std::int64_t step() const;
+  void set_step(std::int64_t step);
+
+  // --- collectives over all ranks ---
+  void allreduce(Buffer inout, ReduceOp op = ReduceOp::kAverage);
+  Handle allreduce_async(Buffer inout, ReduceOp op = ReduceOp::kAverage);
+  // Many buffers in one call, fused into as few messages as the threshold allows.
+  void allreduce(const std::vector<Buffer>& inout, ReduceOp op = ReduceOp::kAverage);
+  Handle allreduce_async(const std::vector<Buffer>& inout, ReduceOp op = ReduceOp::kAverage);
+  void broadcast(Buffer inout, int root);
+  Handle broadcast_async(Buffer inout, int root);
+  // Each rank's count may differ; the result is ordered by rank.
+  GatherResult allgather(ConstBuffer in);
+  void barrier();
+
+  // --- partial averaging over the topology ---
+  // out_i = self_weight * in_i + sum_j w_ij in_j. `in` and `out` may be the same buffer.
+  void neighbor_allreduce(ConstBuffer in, Buffer out, const NeighborAllreduceOptions& opts = {});
+  Handle neighbor_allreduce_async(ConstBuffer in, Buffer out,
+                                  const NeighborAllreduceOptions& opts = {});
+  // In place on many buffers with the same weights, fused.
+  void neighbor_allreduce(const std::vector<Buffer>& inout,
+                          const NeighborAllreduceOptions& opts = {});
+  Handle neighbor_allreduce_async(const std::vector<Buffer>& inout,
+                                  const NeighborAllreduceOptions& opts = {});
+  // The in-neighbours' buffers (not this rank's), ordered by source rank. Counts may differ.
+  GatherResult neighbor_allgather(ConstBuffer in, const NeighborAllreduceOptions& opts = {});
+  // Exact average inside each machine, then neighbour averaging between machines over the
+  // machine topology (performed by each machine's local rank 0), then broadcast in the machine.
+  void hierarchical_neighbor_allreduce(ConstBuffer in, Buffer out,
+                                       const NeighborAllreduceOptions& machine_opts = {});
+  Handle hierarchical_neighbor_allreduce_async(ConstBuffer in, Buffer out,
+                                               const NeighborAllreduceOptions& machine_opts = {});
+  // Symmetric exchange with one peer: x <- self_weight * x + (1 - self_weight) * x_peer.
+  // Both ranks must call it naming each other.
+  void pair_gossip(Buffer inout, int peer, double self_weight = 0.5);
+
+  CommStats stats() const;
+
+  // For the backends and tests: the transport and the engine that runs operations.
+  comm::Transport& transport();
+
+ private:
+  Context(std::unique_ptr<comm::Transport> transport, const ContextOptions& options);
+  std::unique_ptr<detail::Engine> engine_;
+};
+
+using ContextPtr = std::shared_ptr<Context>;
+
+namespace local {
+// Runs fn on n ranks, each a thread of this process with its own Context over shared memory.
+// Returns when every rank has finished; if any rank threw, the others are released (their
+// pending operations fail) and the first error is rethrown here with its rank in the message.
+void run(int n, const std::function<void(Context&)>& fn,
+         const ContextOptions& options = ContextOptions::from_env());
+}  // namespace local
+
+}  // namespace decent

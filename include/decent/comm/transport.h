@@ -1,0 +1,67 @@
+// The transport interface: what a backend (MPI, in-process threads) must provide.
+//
+// Modelled on c10d's ProcessGroup/Work split: operations start and return a Request that the
+// caller polls. The algorithms (neighbour averaging, hierarchical averaging, fusion...) live in
+// Context and are written once on top of this interface. A transport is driven by a single
+// thread at a time (the rank's communication worker), so implementations need no locking of
+// their own state except what is shared between ranks.
+#pragma once
+
+#include "decent/comm/types.h"
+
+#include <memory>
+#include <string>
+
+namespace decent::comm {
+
+class Request {
+ public:
+  virtual ~Request() = default;
+  // Non-blocking completion check; drives progress. Throws decent::Error on failure
+  // (e.g. a received message larger than the posted buffer).
+  virtual bool test() = 0;
+  // Blocks until complete or `deadline`; returns false on timeout. The default polls test()
+  // with backoff (yield, then short sleeps) so oversubscribed ranks do not starve each other.
+  virtual bool wait_until(Clock::time_point deadline);
+  // For receives: the number of bytes that actually arrived (valid once complete).
+  virtual std::size_t received_bytes() const { return 0; }
+};
+
+using RequestPtr = std::unique_ptr<Request>;
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+
+  virtual std::string backend() const = 0;  // "mpi" or "local"
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // Name of the machine this rank runs on (hierarchical operations group ranks by it).
+  virtual std::string host() const = 0;
+
+  // Point-to-point. Messages from one sender to one receiver with the same tag are delivered in
+  // the order they were sent. `isend` may complete before the receiver posts its receive.
+  // Tags are in [0, max_tag()].
+  virtual RequestPtr isend(const void* data, std::size_t bytes, int dst, int tag) = 0;
+  // Receives at most `capacity` bytes from `src`; a larger message makes test() throw.
+  virtual RequestPtr irecv(void* data, std::size_t capacity, int src, int tag) = 0;
+  virtual int max_tag() const { return 32767; }
+
+  // Collectives (every rank calls them in the same order). In place, non-blocking start.
+  // `op` is kSum, kMin or kMax (averaging is done by the caller).
+  virtual RequestPtr iallreduce(void* data, std::size_t count, DType dtype, ReduceOp op) = 0;
+  virtual RequestPtr ibroadcast(void* data, std::size_t bytes, int root) = 0;
+  // Every rank contributes `bytes` bytes; `recv` receives size()*bytes ordered by rank.
+  virtual RequestPtr iallgather(const void* send, std::size_t bytes, void* recv) = 0;
+  virtual RequestPtr ibarrier() = 0;
+
+  // A transport over the ranks that pass the same `color`, ordered by (key, rank). Collective
+  // over all ranks of this transport. The result is independent of this one (own tag space).
+  virtual std::unique_ptr<Transport> split(int color, int key) = 0;
+
+  // Marks this rank as failed so that peers blocked on it fail fast instead of timing out
+  // (best effort; the MPI backend may abort the job).
+  virtual void fail(const std::string& reason) = 0;
+};
+
+}  // namespace decent::comm
