@@ -144,7 +144,10 @@ class Context {
   Handle broadcast_async(Buffer inout, int root);
   // Each rank's count may differ; the result is ordered by rank.
   GatherResult allgather(ConstBuffer in);
+  // `out` is filled when the handle completes.
+  Handle allgather_async(ConstBuffer in, GatherResult& out);
   void barrier();
+  Handle barrier_async();
 
   // --- partial averaging over the topology ---
   // out_i = self_weight * in_i + sum_j w_ij in_j. `in` and `out` may be the same buffer.
@@ -158,6 +161,8 @@ class Context {
                                   const NeighborAllreduceOptions& opts = {});
   // The in-neighbours' buffers (not this rank's), ordered by source rank. Counts may differ.
   GatherResult neighbor_allgather(ConstBuffer in, const NeighborAllreduceOptions& opts = {});
+  Handle neighbor_allgather_async(ConstBuffer in, GatherResult& out,
+                                  const NeighborAllreduceOptions& opts = {});
   // Exact average inside each machine, then neighbour averaging between machines over the
   // machine topology (performed by each machine's local rank 0), then broadcast in the machine.
   void hierarchical_neighbor_allreduce(ConstBuffer in, Buffer out,
@@ -167,6 +172,7 @@ class Context {
   // Symmetric exchange with one peer: x <- self_weight * x + (1 - self_weight) * x_peer.
   // Both ranks must call it naming each other.
   void pair_gossip(Buffer inout, int peer, double self_weight = 0.5);
+  Handle pair_gossip_async(Buffer inout, int peer, double self_weight = 0.5);
 
   CommStats stats() const;
 
@@ -175,6 +181,12 @@ class Context {
 
  private:
   Context(std::unique_ptr<comm::Transport> transport, const ContextOptions& options);
+  Handle submit(const char* name, std::function<void()> work, bool blocking);
+  Handle neighbor_allreduce_impl(ConstBuffer in, Buffer out, const NeighborAllreduceOptions& opts,
+                                 bool blocking);
+  Handle neighbor_allgather_impl(ConstBuffer in, GatherResult& out,
+                                 const NeighborAllreduceOptions& opts, bool blocking);
+  Handle pair_gossip_impl(Buffer inout, int peer, double self_weight, bool blocking);
   std::unique_ptr<detail::Engine> engine_;
 };
 

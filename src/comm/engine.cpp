@@ -1,0 +1,811 @@
+#include "engine.h"
+
+#include "kernels.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <numeric>
+
+namespace decent::detail {
+
+namespace {
+
+constexpr int kHeaderTag = 1;
+constexpr int kPayloadTag = 2;
+
+std::string describe_error(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    return ex.what();
+  } catch (...) {
+    return "unknown error";
+  }
+}
+
+}  // namespace
+
+const char* op_kind_name(OpKind k) {
+  switch (k) {
+    case OpKind::kNeighborAllreduce: return "neighbor_allreduce";
+    case OpKind::kNeighborAllgather: return "neighbor_allgather";
+    case OpKind::kPairGossip: return "pair_gossip";
+    case OpKind::kAllreduce: return "allreduce";
+    case OpKind::kBroadcast: return "broadcast";
+    case OpKind::kAllgather: return "allgather";
+    case OpKind::kBarrier: return "barrier";
+  }
+  return "unknown";
+}
+
+// ---------------------------------------------------------------- OpState
+
+void OpState::finish(std::exception_ptr e) {
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    done = true;
+    error = std::move(e);
+    work = nullptr;  // release captured buffers/plans early
+  }
+  cv.notify_all();
+}
+
+void OpState::wait() {
+  std::unique_lock<std::mutex> lock(mutex);
+  cv.wait(lock, [&] { return done; });
+  if (error) std::rethrow_exception(error);
+}
+
+bool OpState::poll() {
+  std::lock_guard<std::mutex> lock(mutex);
+  if (done && error) std::rethrow_exception(error);
+  return done;
+}
+
+// ---------------------------------------------------------------- construction
+
+topology::Graph default_exponential_graph(int n) {
+  topology::Graph g(n, "exponential");
+  for (int i = 0; i < n; ++i)
+    for (int hop = 1; hop < n; hop *= 2) {
+      const int dst = (i + hop) % n;
+      if (dst != i) g.set_edge(i, dst, 1.0);
+    }
+  for (int i = 0; i < n; ++i) {
+    const double w = 1.0 / (g.in_degree(i) + 1);
+    g.set_self_weight(i, w);
+    for (int src : g.in_ranks(i)) g.set_edge(src, i, w);
+  }
+  return g;
+}
+
+Engine::Engine(std::unique_ptr<comm::Transport> transport, const ContextOptions& options)
+    : transport_(std::move(transport)), options_(options) {
+  if (!transport_) throw InvalidArgument("Context needs a transport");
+  rank_ = transport_->rank();
+  size_ = transport_->size();
+  world_.transport = transport_.get();
+  if (options_.timeout.count() <= 0)
+    throw InvalidArgument(fmt::format("rank {}: timeout must be positive", rank_));
+
+  // Machine layout: an explicit ranks-per-machine, or ranks grouped by host name.
+  if (options_.ranks_per_machine > 0) {
+    const int k = options_.ranks_per_machine;
+    machine_rank_ = rank_ / k;
+    local_rank_ = rank_ % k;
+    machine_size_ = (size_ + k - 1) / k;
+    local_size_ = std::min(k, size_ - machine_rank_ * k);
+  } else if (size_ > 1) {
+    constexpr std::size_t kHostBytes = 256;
+    std::string host = transport_->host();
+    host.resize(kHostBytes, '\0');
+    std::vector<char> all(kHostBytes * size_);
+    auto req = transport_->iallgather(host.data(), kHostBytes, all.data());
+    if (!req->wait_until(deadline()))
+      throw TimeoutError(fmt::format("rank {}: timed out exchanging host names at start-up", rank_));
+    std::vector<std::string> hosts;
+    std::vector<int> machine_of(size_);
+    std::vector<int> count;
+    for (int r = 0; r < size_; ++r) {
+      std::string h(all.data() + r * kHostBytes, kHostBytes);
+      auto it = std::find(hosts.begin(), hosts.end(), h);
+      if (it == hosts.end()) {
+        hosts.push_back(h);
+        count.push_back(0);
+        it = hosts.end() - 1;
+      }
+      machine_of[r] = static_cast<int>(it - hosts.begin());
+      if (r == rank_) local_rank_ = count[machine_of[r]];
+      ++count[machine_of[r]];
+    }
+    machine_rank_ = machine_of[rank_];
+    machine_size_ = static_cast<int>(hosts.size());
+    local_size_ = count[machine_rank_];
+  }
+
+  schedule_ = std::make_shared<topology::StaticSchedule>(default_exponential_graph(size_));
+  machine_schedule_ =
+      std::make_shared<topology::StaticSchedule>(default_exponential_graph(machine_size_));
+  timeline_.open(options_.timeline_prefix.empty()
+                     ? std::string()
+                     : fmt::format("{}{}.json", options_.timeline_prefix, rank_),
+                 rank_);
+  worker_ = std::thread([this] { worker_loop(); });
+}
+
+Engine::~Engine() {
+  {
+    std::unique_lock<std::mutex> lock(queue_mutex_);
+    stopping_ = true;
+    queue_cv_.notify_all();
+  }
+  if (worker_.joinable()) worker_.join();
+  timeline_.close();
+}
+
+std::string Engine::where() const { return fmt::format("rank {}", rank_); }
+
+// ---------------------------------------------------------------- scheduling
+
+std::shared_ptr<OpState> Engine::submit(std::string name, std::function<void()> work,
+                                        bool blocking) {
+  auto op = std::make_shared<OpState>();
+  op->name = std::move(name);
+  op->work = std::move(work);
+  op->submitted = Clock::now();
+  std::unique_lock<std::mutex> lock(queue_mutex_);
+  if (stopping_) throw CommError(fmt::format("{}: {} after shutdown", where(), op->name));
+  if (!failure_.empty())
+    throw CommError(fmt::format("{}: {} refused: the context failed earlier: {}", where(),
+                                op->name, failure_));
+  if (blocking && queue_.empty() && !busy_) {
+    // Idle: run on the caller's thread and skip the hand-off to the worker.
+    busy_ = true;
+    lock.unlock();
+    execute(op);
+    lock.lock();
+    busy_ = false;
+    queue_cv_.notify_all();
+    return op;
+  }
+  queue_.push_back(op);
+  queue_cv_.notify_all();
+  return op;
+}
+
+void Engine::worker_loop() {
+  std::unique_lock<std::mutex> lock(queue_mutex_);
+  while (true) {
+    queue_cv_.wait(lock, [&] { return (!queue_.empty() && !busy_) || (stopping_ && !busy_); });
+    if (queue_.empty()) {
+      if (stopping_) return;
+      continue;
+    }
+    auto op = queue_.front();
+    queue_.pop_front();
+    busy_ = true;
+    lock.unlock();
+    execute(op);
+    lock.lock();
+    busy_ = false;
+    queue_cv_.notify_all();
+  }
+}
+
+void Engine::execute(const std::shared_ptr<OpState>& op) {
+  const auto start = Clock::now();
+  timeline_.record(op->name, "queue", op->submitted, start);
+  std::string failure;
+  {
+    std::lock_guard<std::mutex> lock(queue_mutex_);
+    failure = failure_;
+  }
+  if (!failure.empty()) {
+    op->finish(std::make_exception_ptr(CommError(fmt::format(
+        "{}: {} refused: the context failed earlier: {}", where(), op->name, failure))));
+    return;
+  }
+  std::exception_ptr error;
+  try {
+    op->work();
+  } catch (const InvalidArgument&) {
+    error = std::current_exception();  // local misuse: the streams stay consistent
+  } catch (...) {
+    error = std::current_exception();
+    std::lock_guard<std::mutex> lock(queue_mutex_);
+    failure_ = describe_error(error);
+  }
+  ++operations_;
+  op->finish(error);
+}
+
+// ---------------------------------------------------------------- topology
+
+void Engine::set_topology(topology::SchedulePtr s) {
+  if (!s) throw InvalidArgument(fmt::format("{}: set_topology: null schedule", where()));
+  if (s->size() != size_)
+    throw InvalidArgument(fmt::format("{}: set_topology: topology '{}' has {} nodes but the job has {} ranks",
+                                      where(), s->name(), s->size(), size_));
+  std::lock_guard<std::mutex> lock(topo_mutex_);
+  schedule_ = std::move(s);
+}
+
+topology::SchedulePtr Engine::topology() const {
+  std::lock_guard<std::mutex> lock(topo_mutex_);
+  return schedule_;
+}
+
+void Engine::set_machine_topology(topology::SchedulePtr s) {
+  if (!s) throw InvalidArgument(fmt::format("{}: set_machine_topology: null schedule", where()));
+  if (s->size() != machine_size_)
+    throw InvalidArgument(fmt::format(
+        "{}: set_machine_topology: topology '{}' has {} nodes but the job has {} machines", where(),
+        s->name(), s->size(), machine_size_));
+  std::lock_guard<std::mutex> lock(topo_mutex_);
+  machine_schedule_ = std::move(s);
+}
+
+topology::SchedulePtr Engine::machine_topology() const {
+  std::lock_guard<std::mutex> lock(topo_mutex_);
+  return machine_schedule_;
+}
+
+NeighborPlan Engine::resolve_plan(const topology::Schedule& schedule, int rank, int size,
+                                  const NeighborAllreduceOptions& opts, const char* op) {
+  NeighborPlan plan;
+  const bool uses_schedule = !(opts.src_weights && opts.dst_weights);
+  plan.step = opts.step ? *opts.step : (uses_schedule ? step_.fetch_add(1) : step_.load());
+  topology::StepPlan base;
+  if (uses_schedule) base = schedule.plan(plan.step, rank);
+
+  auto check_weight = [&](double w, const std::string& what) {
+    if (!is_finite(w))
+      throw InvalidArgument(fmt::format("rank {}: {}: {} is not finite ({})", rank_, op, what, w));
+  };
+  auto check_peer = [&](int peer, const char* role) {
+    if (peer < 0 || peer >= size)
+      throw InvalidArgument(fmt::format("rank {}: {}: {} rank {} is out of range [0, {})", rank_,
+                                        op, role, peer, size));
+    if (peer == rank)
+      throw InvalidArgument(fmt::format(
+          "rank {}: {}: {} names this rank itself; use self_weight instead", rank_, op, role));
+  };
+
+  if (opts.src_weights) {
+    if (!opts.self_weight)
+      throw InvalidArgument(
+          fmt::format("rank {}: {}: self_weight must be given together with src_weights", rank_, op));
+    for (const auto& [src, w] : *opts.src_weights) {
+      check_peer(src, "src_weights");
+      check_weight(w, fmt::format("weight for source rank {}", src));
+      if (!opts.dst_weights) {
+        // Static mode: peers send along the topology, so a source must be an in-neighbour.
+        const bool is_in = std::any_of(base.recv.begin(), base.recv.end(),
+                                       [&](const topology::WeightedPeer& p) { return p.rank == src; });
+        if (!is_in)
+          throw InvalidArgument(fmt::format(
+              "rank {}: {}: src_weights names rank {}, which is not an in-neighbour in topology "
+              "'{}' at step {} (in-neighbours: [{}]); pass dst_weights for dynamic sends",
+              rank_, op, src, schedule.name(), plan.step,
+              fmt::join([&] {
+                std::vector<int> r;
+                for (auto& p : base.recv) r.push_back(p.rank);
+                return r;
+              }(), ", ")));
+      }
+      plan.recv.push_back({src, w});
+    }
+  } else {
+    plan.recv = base.recv;
+  }
+  plan.self_weight = opts.self_weight ? *opts.self_weight : base.self_weight;
+  check_weight(plan.self_weight, "self_weight");
+
+  if (opts.dst_weights) {
+    for (const auto& [dst, w] : *opts.dst_weights) {
+      check_peer(dst, "dst_weights");
+      check_weight(w, fmt::format("weight for destination rank {}", dst));
+      plan.send.push_back({dst, w});
+    }
+  } else {
+    for (const auto& p : base.send) plan.send.push_back({p.rank, 1.0});
+  }
+  return plan;
+}
+
+// ---------------------------------------------------------------- waiting
+
+void Engine::wait_all(std::vector<comm::RequestPtr>& reqs,
+                      const std::function<void(std::size_t)>& on_complete,
+                      const std::function<std::string(const std::vector<std::size_t>&)>& describe_missing,
+                      const std::string& op) {
+  const auto limit = deadline();
+  std::vector<bool> done(reqs.size(), false);
+  std::size_t remaining = reqs.size();
+  while (remaining > 0) {
+    bool progressed = false;
+    std::size_t first_pending = reqs.size();
+    for (std::size_t i = 0; i < reqs.size(); ++i) {
+      if (done[i]) continue;
+      if (reqs[i]->test()) {
+        done[i] = true;
+        --remaining;
+        progressed = true;
+        if (on_complete) on_complete(i);
+      } else if (first_pending == reqs.size()) {
+        first_pending = i;
+      }
+    }
+    if (remaining == 0) break;
+    if (progressed) continue;
+    if (Clock::now() >= limit) {
+      std::vector<std::size_t> missing;
+      for (std::size_t i = 0; i < reqs.size(); ++i)
+        if (!done[i]) missing.push_back(i);
+      throw TimeoutError(fmt::format("rank {}: {} timed out after {} ms; {}", rank_, op,
+                                     options_.timeout.count(), describe_missing(missing)));
+    }
+    // Block on one pending request for a short while (the local backend sleeps on a condition
+    // variable; MPI polls with backoff), then sweep the others again.
+    const auto slice = std::min(limit, Clock::now() + std::chrono::milliseconds(2));
+    if (reqs[first_pending]->wait_until(slice)) {
+      done[first_pending] = true;
+      --remaining;
+      if (on_complete) on_complete(first_pending);
+    }
+  }
+}
+
+std::vector<std::uint8_t>& Engine::scratch(std::size_t slot, std::size_t bytes) {
+  if (scratch_.size() <= slot) scratch_.resize(slot + 1);
+  if (scratch_[slot].size() < bytes) scratch_[slot].resize(bytes);
+  return scratch_[slot];
+}
+
+// ---------------------------------------------------------------- neighbour exchange
+
+void Engine::exchange(Channel& ch, OpKind kind, std::int64_t seq, DType dtype,
+                      const std::vector<Outgoing>& sends, const std::vector<Incoming>& recvs,
+                      bool with_headers) {
+  comm::Transport& t = *ch.transport;
+  const std::size_t esize = dtype_size(dtype);
+  const std::string op = fmt::format("{} #{}", op_kind_name(kind), seq);
+
+  std::vector<MessageHeader> out_headers(sends.size());
+  std::vector<MessageHeader> in_headers(recvs.size());
+  std::vector<comm::RequestPtr> reqs;
+  // Request index layout: [recv headers][recv payloads][send headers][send payloads].
+  const std::size_t nr = recvs.size(), ns = sends.size();
+  const std::size_t hdr = with_headers ? 1 : 0;
+  reqs.reserve((nr + ns) * (1 + hdr));
+  std::vector<bool> header_checked(nr, false);
+
+  for (std::size_t i = 0; i < nr && with_headers; ++i)
+    reqs.push_back(t.irecv(&in_headers[i], sizeof(MessageHeader), recvs[i].peer, kHeaderTag));
+  for (std::size_t i = 0; i < nr; ++i)
+    reqs.push_back(t.irecv(recvs[i].data, recvs[i].count * esize, recvs[i].peer, kPayloadTag));
+  for (std::size_t i = 0; i < ns && with_headers; ++i) {
+    auto& h = out_headers[i];
+    h.kind = static_cast<std::uint8_t>(kind);
+    h.dtype = static_cast<std::uint8_t>(dtype);
+    h.seq = seq;
+    h.count = sends[i].count;
+    reqs.push_back(t.isend(&h, sizeof(MessageHeader), sends[i].peer, kHeaderTag));
+  }
+  std::uint64_t payload_bytes = 0;
+  for (std::size_t i = 0; i < ns; ++i) {
+    reqs.push_back(t.isend(sends[i].data, sends[i].count * esize, sends[i].peer, kPayloadTag));
+    payload_bytes += sends[i].count * esize;
+  }
+  bytes_sent_ += payload_bytes + ns * hdr * sizeof(MessageHeader);
+  messages_sent_ += ns * (1 + hdr);
+
+  auto validate_header = [&](std::size_t i) {
+    const MessageHeader& h = in_headers[i];
+    const int src = recvs[i].peer;
+    if (h.magic != MessageHeader{}.magic)
+      throw MismatchError(fmt::format("rank {}: {}: corrupt message header from rank {}", rank_, op, src));
+    if (h.kind != static_cast<std::uint8_t>(kind) || h.seq != seq)
+      throw MismatchError(fmt::format(
+          "rank {}: {}: rank {} sent a message for {} #{} instead; the ranks disagree on the "
+          "sequence of operations or on who sends to whom (send/receive sets do not match)",
+          rank_, op, src, op_kind_name(static_cast<OpKind>(h.kind)), h.seq));
+    if (h.dtype != static_cast<std::uint8_t>(dtype))
+      throw MismatchError(fmt::format("rank {}: {}: dtype mismatch: rank {} sent {}, this rank has {}",
+                                      rank_, op, src, dtype_name(static_cast<DType>(h.dtype)),
+                                      dtype_name(dtype)));
+    if (h.count != recvs[i].count)
+      throw MismatchError(fmt::format(
+          "rank {}: {}: element count mismatch: rank {} sent {} elements, this rank expects {}",
+          rank_, op, src, h.count, recvs[i].count));
+    header_checked[i] = true;
+  };
+
+  auto on_complete = [&](std::size_t idx) {
+    if (with_headers && idx < nr) validate_header(idx);
+  };
+  auto describe = [&](const std::vector<std::size_t>& missing) {
+    std::vector<int> from, to;
+    for (std::size_t idx : missing) {
+      if (idx < nr * (1 + hdr)) {
+        const int peer = recvs[idx % nr].peer;
+        if (std::find(from.begin(), from.end(), peer) == from.end()) from.push_back(peer);
+      } else {
+        const std::size_t s = (idx - nr * (1 + hdr)) % ns;
+        if (std::find(to.begin(), to.end(), sends[s].peer) == to.end()) to.push_back(sends[s].peer);
+      }
+    }
+    std::sort(from.begin(), from.end());
+    std::sort(to.begin(), to.end());
+    std::string msg = fmt::format("still waiting for messages from ranks [{}]", fmt::join(from, ", "));
+    if (!to.empty()) msg += fmt::format(" and for sends to ranks [{}] to complete", fmt::join(to, ", "));
+    return msg;
+  };
+  try {
+    wait_all(reqs, on_complete, describe, op);
+  } catch (const MismatchError& e) {
+    // A payload larger than expected fails in the transport; prefer the header's explanation.
+    for (std::size_t i = 0; i < nr && with_headers; ++i)
+      if (!header_checked[i] && reqs[i]->test()) validate_header(i);
+    throw;
+  }
+  std::uint64_t received = 0;
+  for (const auto& r : recvs) received += r.count * esize;
+  bytes_received_ += received;
+}
+
+void Engine::run_neighbor_allreduce(Channel& ch, const NeighborPlan& plan, ConstBuffer in,
+                                    Buffer out) {
+  const std::int64_t seq = ch.collective_seq++;
+  const auto t0 = Clock::now();
+  const std::size_t bytes = in.bytes();
+  std::vector<Outgoing> sends;
+  std::size_t slot = 0;
+  for (const auto& p : plan.send) {
+    if (p.weight == 1.0) {
+      sends.push_back({p.rank, in.data, in.count});
+    } else {
+      auto& buf = scratch(slot++, bytes);
+      scaled_copy(in.dtype, in.count, p.weight, in.data, buf.data());
+      sends.push_back({p.rank, buf.data(), in.count});
+    }
+  }
+  std::vector<Incoming> recvs;
+  for (const auto& p : plan.recv) {
+    auto& buf = scratch(slot++, bytes);
+    recvs.push_back({p.rank, buf.data(), in.count});
+  }
+  exchange(ch, OpKind::kNeighborAllreduce, seq, in.dtype, sends, recvs,
+           options_.check_consistency);
+  const auto t1 = Clock::now();
+  std::vector<WeightedSource> sources;
+  sources.push_back({in.data, plan.self_weight});
+  for (std::size_t i = 0; i < recvs.size(); ++i) sources.push_back({recvs[i].data, plan.recv[i].weight});
+  weighted_sum(in.dtype, in.count, sources, out.data);
+  const auto t2 = Clock::now();
+  const std::string name = fmt::format("neighbor_allreduce#{}", seq);
+  timeline_.record(name, "communicate", t0, t1, bytes * sends.size());
+  timeline_.record(name, "reduce", t1, t2);
+}
+
+GatherResult Engine::run_neighbor_allgather(Channel& ch, const NeighborPlan& plan, ConstBuffer in) {
+  const std::int64_t seq = ch.collective_seq++;
+  comm::Transport& t = *ch.transport;
+  const std::string op = fmt::format("neighbor_allgather #{}", seq);
+  const auto t0 = Clock::now();
+  // Phase 1: headers carry each sender's count; phase 2: payloads sized from them.
+  std::vector<MessageHeader> in_headers(plan.recv.size());
+  MessageHeader out_header;
+  out_header.kind = static_cast<std::uint8_t>(OpKind::kNeighborAllgather);
+  out_header.dtype = static_cast<std::uint8_t>(in.dtype);
+  out_header.seq = seq;
+  out_header.count = in.count;
+  std::vector<comm::RequestPtr> reqs;
+  for (std::size_t i = 0; i < plan.recv.size(); ++i)
+    reqs.push_back(t.irecv(&in_headers[i], sizeof(MessageHeader), plan.recv[i].rank, kHeaderTag));
+  for (const auto& p : plan.send) reqs.push_back(t.isend(&out_header, sizeof(MessageHeader), p.rank, kHeaderTag));
+  for (const auto& p : plan.send) reqs.push_back(t.isend(in.data, in.bytes(), p.rank, kPayloadTag));
+  bytes_sent_ += plan.send.size() * (in.bytes() + sizeof(MessageHeader));
+  messages_sent_ += plan.send.size() * 2;
+
+  const std::size_t nr = plan.recv.size();
+  auto describe = [&](const std::vector<std::size_t>& missing) {
+    std::vector<int> from, to;
+    for (std::size_t idx : missing) {
+      if (idx < nr) from.push_back(plan.recv[idx].rank);
+      else to.push_back(plan.send[(idx - nr) % plan.send.size()].rank);
+    }
+    std::sort(to.begin(), to.end());
+    to.erase(std::unique(to.begin(), to.end()), to.end());
+    return fmt::format("still waiting for messages from ranks [{}] and for sends to ranks [{}]",
+                       fmt::join(from, ", "), fmt::join(to, ", "));
+  };
+  std::vector<comm::RequestPtr> header_reqs;
+  for (std::size_t i = 0; i < nr; ++i) header_reqs.push_back(std::move(reqs[i]));
+  std::vector<comm::RequestPtr> send_reqs;
+  for (std::size_t i = nr; i < reqs.size(); ++i) send_reqs.push_back(std::move(reqs[i]));
+  wait_all(header_reqs, nullptr, describe, op);
+
+  GatherResult result;
+  result.dtype = in.dtype;
+  std::size_t total = 0;
+  for (std::size_t i = 0; i < nr; ++i) {
+    const auto& h = in_headers[i];
+    const int src = plan.recv[i].rank;
+    if (h.magic != MessageHeader{}.magic || h.kind != out_header.kind || h.seq != seq)
+      throw MismatchError(fmt::format(
+          "rank {}: {}: rank {} sent a message for {} #{} instead; the ranks disagree on the "
+          "sequence of operations or on who sends to whom", rank_, op, src,
+          op_kind_name(static_cast<OpKind>(h.kind)), h.seq));
+    if (h.dtype != out_header.dtype)
+      throw MismatchError(fmt::format("rank {}: {}: dtype mismatch: rank {} sent {}, this rank has {}",
+                                      rank_, op, src, dtype_name(static_cast<DType>(h.dtype)),
+                                      dtype_name(in.dtype)));
+    result.ranks.push_back(src);
+    result.counts.push_back(h.count);
+    total += h.count;
+  }
+  const std::size_t esize = dtype_size(in.dtype);
+  result.data.resize(total * esize);
+  std::vector<comm::RequestPtr> payload_reqs;
+  std::size_t offset = 0;
+  for (std::size_t i = 0; i < nr; ++i) {
+    payload_reqs.push_back(t.irecv(result.data.data() + offset, result.counts[i] * esize,
+                                   plan.recv[i].rank, kPayloadTag));
+    offset += result.counts[i] * esize;
+  }
+  for (auto& r : send_reqs) payload_reqs.push_back(std::move(r));
+  wait_all(payload_reqs, nullptr, describe, op);
+  bytes_received_ += result.data.size();
+  timeline_.record(fmt::format("neighbor_allgather#{}", seq), "communicate", t0, Clock::now(),
+                   in.bytes() * plan.send.size());
+  return result;
+}
+
+void Engine::run_pair_gossip(Channel& ch, Buffer inout, int peer, double self_weight) {
+  const std::int64_t seq = ch.pair_seq[peer]++;
+  const auto t0 = Clock::now();
+  auto& buf = scratch(0, inout.bytes());
+  exchange(ch, OpKind::kPairGossip, seq, inout.dtype, {{peer, inout.data, inout.count}},
+           {{peer, buf.data(), inout.count}}, options_.check_consistency);
+  const auto t1 = Clock::now();
+  weighted_sum(inout.dtype, inout.count, {{inout.data, self_weight}, {buf.data(), 1.0 - self_weight}},
+               inout.data);
+  timeline_.record(fmt::format("pair_gossip#{}", seq), "communicate", t0, t1, inout.bytes());
+  timeline_.record(fmt::format("pair_gossip#{}", seq), "reduce", t1, Clock::now());
+}
+
+// ---------------------------------------------------------------- collectives
+
+void Engine::check_collective_meta(Channel& ch, OpKind kind, std::int64_t seq,
+                                   const std::vector<std::int64_t>& fields,
+                                   const std::vector<const char*>& field_names) {
+  if (!options_.check_consistency || ch.size() == 1) return;
+  // max over ranks of (v, -v) for each field gives (max, -min): equal iff every rank agrees.
+  std::vector<std::int64_t> meta;
+  meta.push_back(static_cast<std::int64_t>(kind));
+  meta.push_back(-static_cast<std::int64_t>(kind));
+  meta.push_back(seq);
+  meta.push_back(-seq);
+  for (auto f : fields) {
+    meta.push_back(f);
+    meta.push_back(-f);
+  }
+  const std::string op = fmt::format("{} #{}", op_kind_name(kind), seq);
+  std::vector<comm::RequestPtr> reqs;
+  reqs.push_back(ch.transport->iallreduce(meta.data(), meta.size(), DType::kInt64, ReduceOp::kMax));
+  wait_all(reqs, nullptr,
+           [&](const std::vector<std::size_t>&) {
+             return std::string("not every rank joined the collective (a rank may have failed, "
+                                "be stuck, or be running a different operation)");
+           },
+           op);
+  bool agree = true;
+  for (std::size_t i = 0; i < meta.size(); i += 2) agree = agree && (meta[i] == -meta[i + 1]);
+  if (agree) return;
+
+  // Disagreement: gather everyone's fields to name the ranks (every rank takes this path).
+  std::vector<std::int64_t> mine = {static_cast<std::int64_t>(kind), seq};
+  mine.insert(mine.end(), fields.begin(), fields.end());
+  std::vector<std::int64_t> all(mine.size() * ch.size());
+  std::vector<comm::RequestPtr> gather;
+  gather.push_back(ch.transport->iallgather(mine.data(), mine.size() * sizeof(std::int64_t), all.data()));
+  wait_all(gather, nullptr, [&](const std::vector<std::size_t>&) { return std::string("while reporting a mismatch"); }, op);
+  std::string detail;
+  for (int r = 0; r < ch.size(); ++r) {
+    const std::int64_t* f = all.data() + r * mine.size();
+    detail += fmt::format("{}rank {}: {} #{}", r ? "; " : "", r, op_kind_name(static_cast<OpKind>(f[0])), f[1]);
+    for (std::size_t k = 0; k < field_names.size(); ++k) {
+      const char* name = field_names[k];
+      if (std::string(name) == "dtype")
+        detail += fmt::format(" dtype={}", dtype_name(static_cast<DType>(f[2 + k])));
+      else
+        detail += fmt::format(" {}={}", name, f[2 + k]);
+    }
+  }
+  throw MismatchError(fmt::format("rank {}: {}: ranks disagree: {}", rank_, op, detail));
+}
+
+void Engine::run_allreduce(Channel& ch, Buffer inout, ReduceOp op) {
+  const std::int64_t seq = ch.collective_seq++;
+  const auto t0 = Clock::now();
+  check_collective_meta(ch, OpKind::kAllreduce, seq,
+                        {static_cast<std::int64_t>(inout.count), static_cast<std::int64_t>(inout.dtype),
+                         static_cast<std::int64_t>(op)},
+                        {"count", "dtype", "op"});
+  if (op == ReduceOp::kAverage && !dtype_is_floating(inout.dtype))
+    throw InvalidArgument(fmt::format("rank {}: allreduce: average needs a floating dtype, got {}",
+                                      rank_, dtype_name(inout.dtype)));
+  if (ch.size() > 1) {
+    const ReduceOp transport_op = op == ReduceOp::kAverage ? ReduceOp::kSum : op;
+    std::vector<comm::RequestPtr> reqs;
+    reqs.push_back(ch.transport->iallreduce(inout.data, inout.count, inout.dtype, transport_op));
+    wait_all(reqs, nullptr,
+             [&](const std::vector<std::size_t>&) {
+               return std::string("not every rank joined the allreduce");
+             },
+             fmt::format("allreduce #{}", seq));
+    // Ring-allreduce volume, the usual model of what an allreduce puts on the wire.
+    bytes_sent_ += 2 * inout.bytes() * (ch.size() - 1) / ch.size();
+  }
+  if (op == ReduceOp::kAverage) scale(inout.dtype, inout.count, 1.0 / ch.size(), inout.data);
+  timeline_.record(fmt::format("allreduce#{}", seq), "communicate", t0, Clock::now(), inout.bytes());
+}
+
+void Engine::run_broadcast(Channel& ch, Buffer inout, int root) {
+  const std::int64_t seq = ch.collective_seq++;
+  const auto t0 = Clock::now();
+  check_collective_meta(ch, OpKind::kBroadcast, seq,
+                        {static_cast<std::int64_t>(inout.count), static_cast<std::int64_t>(inout.dtype), root},
+                        {"count", "dtype", "root"});
+  if (ch.size() > 1) {
+    std::vector<comm::RequestPtr> reqs;
+    reqs.push_back(ch.transport->ibroadcast(inout.data, inout.bytes(), root));
+    wait_all(reqs, nullptr,
+             [&](const std::vector<std::size_t>&) {
+               return fmt::format("not every rank joined the broadcast from rank {}", root);
+             },
+             fmt::format("broadcast #{}", seq));
+    if (ch.rank() == root) bytes_sent_ += inout.bytes();
+  }
+  timeline_.record(fmt::format("broadcast#{}", seq), "communicate", t0, Clock::now(), inout.bytes());
+}
+
+GatherResult Engine::run_allgather(Channel& ch, ConstBuffer in) {
+  const std::int64_t seq = ch.collective_seq++;
+  const auto t0 = Clock::now();
+  const int n = ch.size();
+  const std::string op = fmt::format("allgather #{}", seq);
+  // Counts (and kind/seq/dtype for the consistency check) first, then padded payloads.
+  std::vector<std::int64_t> mine = {static_cast<std::int64_t>(OpKind::kAllgather), seq,
+                                    static_cast<std::int64_t>(in.dtype),
+                                    static_cast<std::int64_t>(in.count)};
+  std::vector<std::int64_t> meta(4 * n);
+  std::vector<comm::RequestPtr> reqs;
+  reqs.push_back(ch.transport->iallgather(mine.data(), sizeof(std::int64_t) * 4, meta.data()));
+  auto describe = [&](const std::vector<std::size_t>&) {
+    return std::string("not every rank joined the allgather");
+  };
+  wait_all(reqs, nullptr, describe, op);
+  GatherResult result;
+  result.dtype = in.dtype;
+  std::size_t max_count = 0, total = 0;
+  std::string mismatch;
+  for (int r = 0; r < n; ++r) {
+    const std::int64_t* m = meta.data() + 4 * r;
+    if (m[0] != mine[0] || m[1] != seq || m[2] != mine[2])
+      mismatch += fmt::format("{}rank {}: {} #{} dtype={}", mismatch.empty() ? "" : "; ", r,
+                              op_kind_name(static_cast<OpKind>(m[0])), m[1],
+                              dtype_name(static_cast<DType>(m[2])));
+    result.ranks.push_back(r);
+    result.counts.push_back(static_cast<std::size_t>(m[3]));
+    max_count = std::max<std::size_t>(max_count, m[3]);
+    total += m[3];
+  }
+  if (!mismatch.empty())
+    throw MismatchError(fmt::format("rank {}: {}: ranks disagree (this rank: {} dtype={}): {}", rank_,
+                                    op, op_kind_name(OpKind::kAllgather), dtype_name(in.dtype), mismatch));
+  const std::size_t esize = dtype_size(in.dtype);
+  std::vector<std::uint8_t> padded_in(max_count * esize, 0), padded_all(max_count * esize * n);
+  if (in.count) std::memcpy(padded_in.data(), in.data, in.bytes());
+  reqs.clear();
+  reqs.push_back(ch.transport->iallgather(padded_in.data(), padded_in.size(), padded_all.data()));
+  wait_all(reqs, nullptr, describe, op);
+  result.data.resize(total * esize);
+  std::size_t offset = 0;
+  for (int r = 0; r < n; ++r) {
+    std::memcpy(result.data.data() + offset, padded_all.data() + r * max_count * esize,
+                result.counts[r] * esize);
+    offset += result.counts[r] * esize;
+  }
+  bytes_sent_ += padded_in.size() * (n - 1);
+  timeline_.record(fmt::format("allgather#{}", seq), "communicate", t0, Clock::now(), in.bytes());
+  return result;
+}
+
+void Engine::run_barrier(Channel& ch) {
+  const std::int64_t seq = ch.collective_seq++;
+  const auto t0 = Clock::now();
+  check_collective_meta(ch, OpKind::kBarrier, seq, {}, {});
+  if (ch.size() > 1) {
+    std::vector<comm::RequestPtr> reqs;
+    reqs.push_back(ch.transport->ibarrier());
+    wait_all(reqs, nullptr,
+             [&](const std::vector<std::size_t>&) { return std::string("not every rank reached the barrier"); },
+             fmt::format("barrier #{}", seq));
+  }
+  timeline_.record(fmt::format("barrier#{}", seq), "communicate", t0, Clock::now());
+}
+
+// ---------------------------------------------------------------- hierarchical
+
+void Engine::ensure_hierarchy() {
+  if (machine_transport_) return;
+  machine_transport_ = transport_->split(machine_rank_, rank_);
+  leader_transport_ = transport_->split(local_rank_ == 0 ? 0 : 1, machine_rank_);
+  machine_channel_.transport = machine_transport_.get();
+  leader_channel_.transport = leader_transport_.get();
+}
+
+void Engine::run_hierarchical(const NeighborPlan& machine_plan, ConstBuffer in, Buffer out) {
+  ensure_hierarchy();
+  if (out.data != in.data) std::memcpy(out.data, in.data, in.bytes());
+  run_allreduce(machine_channel_, out, ReduceOp::kAverage);
+  if (local_rank_ == 0) run_neighbor_allreduce(leader_channel_, machine_plan, out, out);
+  run_broadcast(machine_channel_, out, 0);
+}
+
+// ---------------------------------------------------------------- fusion
+
+void Engine::run_fused(const std::vector<Buffer>& bufs, const std::function<void(Buffer)>& op) {
+  const std::size_t threshold = options_.fusion_threshold_bytes;
+  std::size_t i = 0;
+  while (i < bufs.size()) {
+    const Buffer& first = bufs[i];
+    if (threshold == 0 || first.bytes() >= threshold) {
+      op(first);
+      ++i;
+      continue;
+    }
+    // Greedily pack consecutive buffers of the same dtype while they fit.
+    std::size_t j = i, bytes = 0;
+    while (j < bufs.size() && bufs[j].dtype == first.dtype && bytes + bufs[j].bytes() <= threshold) {
+      bytes += bufs[j].bytes();
+      ++j;
+    }
+    if (j == i + 1) {
+      op(first);
+      ++i;
+      continue;
+    }
+    auto& fused = scratch_fusion_;
+    fused.resize(bytes);
+    std::size_t offset = 0;
+    for (std::size_t k = i; k < j; ++k) {
+      std::memcpy(fused.data() + offset, bufs[k].data, bufs[k].bytes());
+      offset += bufs[k].bytes();
+    }
+    op(Buffer(fused.data(), bytes / dtype_size(first.dtype), first.dtype));
+    offset = 0;
+    for (std::size_t k = i; k < j; ++k) {
+      std::memcpy(bufs[k].data, fused.data() + offset, bufs[k].bytes());
+      offset += bufs[k].bytes();
+    }
+    i = j;
+  }
+}
+
+CommStats Engine::stats() const {
+  CommStats s;
+  s.bytes_sent = bytes_sent_.load();
+  s.bytes_received = bytes_received_.load();
+  s.messages_sent = messages_sent_.load();
+  s.operations = operations_.load();
+  return s;
+}
+
+}  // namespace decent::detail

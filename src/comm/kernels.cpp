@@ -1,0 +1,103 @@
+#include "kernels.h"
+
+#include <Eigen/Core>
+
+#include <cmath>
+#include <cstring>
+
+namespace decent::detail {
+namespace {
+
+template <typename T>
+using Vec = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+template <typename T>
+using CVec = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+
+// Native-precision accumulation for float32/float64.
+template <typename T>
+void weighted_sum_native(std::size_t count, const std::vector<WeightedSource>& sources, void* out) {
+  const auto n = static_cast<Eigen::Index>(count);
+  if (sources.empty()) {
+    Vec<T>(static_cast<T*>(out), n).setZero();
+    return;
+  }
+  // The first term is written (not added) so that `out` may alias any source read before it is
+  // overwritten: if out aliases a later source we accumulate in a temporary instead.
+  bool alias_later = false;
+  for (std::size_t k = 1; k < sources.size(); ++k)
+    if (sources[k].data == out) alias_later = true;
+  if (alias_later) {
+    Eigen::Array<T, Eigen::Dynamic, 1> acc =
+        static_cast<T>(sources[0].weight) * CVec<T>(static_cast<const T*>(sources[0].data), n);
+    for (std::size_t k = 1; k < sources.size(); ++k)
+      acc += static_cast<T>(sources[k].weight) * CVec<T>(static_cast<const T*>(sources[k].data), n);
+    Vec<T>(static_cast<T*>(out), n) = acc;
+    return;
+  }
+  Vec<T> o(static_cast<T*>(out), n);
+  o = static_cast<T>(sources[0].weight) * CVec<T>(static_cast<const T*>(sources[0].data), n);
+  for (std::size_t k = 1; k < sources.size(); ++k)
+    o += static_cast<T>(sources[k].weight) * CVec<T>(static_cast<const T*>(sources[k].data), n);
+}
+
+// Half-precision: accumulate in float in blocks, round once.
+template <typename H>
+void weighted_sum_half(std::size_t count, const std::vector<WeightedSource>& sources, void* out) {
+  constexpr std::size_t kBlock = 4096;
+  float acc[kBlock];
+  H* o = static_cast<H*>(out);
+  for (std::size_t begin = 0; begin < count; begin += kBlock) {
+    const std::size_t len = std::min(kBlock, count - begin);
+    std::fill(acc, acc + len, 0.0f);
+    for (const auto& s : sources) {
+      const H* src = static_cast<const H*>(s.data) + begin;
+      const float w = static_cast<float>(s.weight);
+      for (std::size_t i = 0; i < len; ++i) acc[i] += w * static_cast<float>(src[i]);
+    }
+    for (std::size_t i = 0; i < len; ++i) o[begin + i] = H(acc[i]);
+  }
+}
+
+template <typename T>
+void weighted_sum_integer(std::size_t count, const std::vector<WeightedSource>& sources,
+                          void* out) {
+  std::vector<double> acc(count, 0.0);
+  for (const auto& s : sources) {
+    const T* src = static_cast<const T*>(s.data);
+    for (std::size_t i = 0; i < count; ++i) acc[i] += s.weight * static_cast<double>(src[i]);
+  }
+  T* o = static_cast<T*>(out);
+  for (std::size_t i = 0; i < count; ++i) o[i] = static_cast<T>(std::llround(acc[i]));
+}
+
+}  // namespace
+
+void weighted_sum(DType dtype, std::size_t count, const std::vector<WeightedSource>& sources,
+                  void* out) {
+  switch (dtype) {
+    case DType::kFloat32: return weighted_sum_native<float>(count, sources, out);
+    case DType::kFloat64: return weighted_sum_native<double>(count, sources, out);
+    case DType::kFloat16: return weighted_sum_half<Eigen::half>(count, sources, out);
+    case DType::kBFloat16: return weighted_sum_half<Eigen::bfloat16>(count, sources, out);
+    case DType::kInt32: return weighted_sum_integer<std::int32_t>(count, sources, out);
+    case DType::kInt64: return weighted_sum_integer<std::int64_t>(count, sources, out);
+    case DType::kUInt8: return weighted_sum_integer<std::uint8_t>(count, sources, out);
+  }
+}
+
+void scale(DType dtype, std::size_t count, double factor, void* data) {
+  if (factor == 1.0) return;
+  weighted_sum(dtype, count, {{data, factor}}, data);
+}
+
+void scaled_copy(DType dtype, std::size_t count, double factor, const void* src, void* dst) {
+  if (factor == 1.0) {
+    if (src != dst) std::memcpy(dst, src, count * dtype_size(dtype));
+    return;
+  }
+  weighted_sum(dtype, count, {{src, factor}}, dst);
+}
+
+bool is_finite(double v) { return std::isfinite(v); }
+
+}  // namespace decent::detail

@@ -1,0 +1,32 @@
+// Element-wise kernels for combining received buffers (weighted sums) in any floating dtype.
+// float16/bfloat16 are accumulated in float32 and rounded once at the end.
+#pragma once
+
+#include "decent/comm/types.h"
+
+#include <cstddef>
+#include <vector>
+
+namespace decent::detail {
+
+// A weighted input to a combination.
+struct WeightedSource {
+  const void* data;
+  double weight;
+};
+
+// out = sum_k sources[k].weight * sources[k].data, summed in the order given. `out` may alias
+// one of the sources.
+void weighted_sum(DType dtype, std::size_t count, const std::vector<WeightedSource>& sources,
+                  void* out);
+
+// data *= factor, in place.
+void scale(DType dtype, std::size_t count, double factor, void* data);
+
+// dst = factor * src (dst must not overlap src unless identical).
+void scaled_copy(DType dtype, std::size_t count, double factor, const void* src, void* dst);
+
+// True if every element is finite (float types) — used to validate user weights, not payloads.
+bool is_finite(double v);
+
+}  // namespace decent::detail
