@@ -1,0 +1,13 @@
+# The in-process transport on its own: its sources are compiled in directly so that these tests
+# do not depend on the rest of the comm layer.
+
+add_executable(local_transport_tests
+  ${CMAKE_CURRENT_LIST_DIR}/comm_local/local_transport_test.cpp
+  ${PROJECT_SOURCE_DIR}/src/comm/local/local_transport.cpp
+  ${PROJECT_SOURCE_DIR}/src/comm/types.cpp)
+target_include_directories(local_transport_tests PRIVATE ${PROJECT_SOURCE_DIR}/src)
+target_link_libraries(local_transport_tests PRIVATE decent_topology Eigen3::Eigen GTest::gtest_main
+                                                    Threads::Threads)
+target_compile_options(local_transport_tests PRIVATE ${DECENT_WARNINGS})
+gtest_discover_tests(local_transport_tests DISCOVERY_TIMEOUT 60
+                     PROPERTIES TIMEOUT 60 LABELS "local")
