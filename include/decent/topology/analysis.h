@@ -14,7 +14,8 @@
 
 namespace decent::topology {
 
-// Largest singular value of W - 11^T/n (Eigen BDCSVD).
+// Largest singular value of W - 11^T/n (Eigen BDCSVD; the symmetric eigensolver when W is
+// symmetric, where singular values are absolute eigenvalues).
 double rho(const Eigen::MatrixXd& w);
 double rho(const Graph& graph);
 // 1 - rho.
