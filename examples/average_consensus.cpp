@@ -8,8 +8,8 @@
 #include "decent/comm/context.h"
 #include "decent/topology/registry.h"
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include <cmath>
 #include <cstdio>

@@ -31,19 +31,23 @@ long long env_integer(const char* name, long long fallback) {
   char* end = nullptr;
   const long long parsed = std::strtoll(v->c_str(), &end, 10);
   if (end == v->c_str() || *end != '\0' || parsed < 0)
-    throw InvalidArgument(fmt::format("environment variable {}='{}' is not a non-negative integer", name, *v));
+    throw InvalidArgument(
+        fmt::format("environment variable {}='{}' is not a non-negative integer", name, *v));
   return parsed;
 }
 
 void check_buffer(const char* op, int rank, const void* data, std::size_t count) {
   if (count > 0 && data == nullptr)
-    throw InvalidArgument(fmt::format("rank {}: {}: null buffer with {} elements", rank, op, count));
+    throw InvalidArgument(
+        fmt::format("rank {}: {}: null buffer with {} elements", rank, op, count));
 }
 
 void check_float(const char* op, int rank, DType dtype) {
   if (!dtype_is_floating(dtype))
-    throw InvalidArgument(fmt::format("rank {}: {}: needs a floating dtype (float32, float64, "
-                                      "float16, bfloat16), got {}", rank, op, dtype_name(dtype)));
+    throw InvalidArgument(
+        fmt::format("rank {}: {}: needs a floating dtype (float32, float64, "
+                    "float16, bfloat16), got {}",
+                    rank, op, dtype_name(dtype)));
 }
 
 }  // namespace
@@ -93,28 +97,58 @@ Context::Context(std::unique_ptr<comm::Transport> transport, const ContextOption
 
 Context::~Context() = default;
 
-int Context::rank() const { return engine_->rank(); }
-int Context::size() const { return engine_->size(); }
-int Context::local_rank() const { return engine_->local_rank(); }
-int Context::local_size() const { return engine_->local_size(); }
-int Context::machine_rank() const { return engine_->machine_rank(); }
-int Context::machine_size() const { return engine_->machine_size(); }
-std::string Context::backend() const { return engine_->transport().backend(); }
-const ContextOptions& Context::options() const { return engine_->options(); }
-comm::Transport& Context::transport() { return engine_->transport(); }
-CommStats Context::stats() const { return engine_->stats(); }
+int Context::rank() const {
+  return engine_->rank();
+}
+int Context::size() const {
+  return engine_->size();
+}
+int Context::local_rank() const {
+  return engine_->local_rank();
+}
+int Context::local_size() const {
+  return engine_->local_size();
+}
+int Context::machine_rank() const {
+  return engine_->machine_rank();
+}
+int Context::machine_size() const {
+  return engine_->machine_size();
+}
+std::string Context::backend() const {
+  return engine_->transport().backend();
+}
+const ContextOptions& Context::options() const {
+  return engine_->options();
+}
+comm::Transport& Context::transport() {
+  return engine_->transport();
+}
+CommStats Context::stats() const {
+  return engine_->stats();
+}
 
 void Context::set_topology(topology::Graph graph) {
   set_topology(std::make_shared<topology::StaticSchedule>(std::move(graph)));
 }
-void Context::set_topology(topology::SchedulePtr schedule) { engine_->set_topology(std::move(schedule)); }
-topology::SchedulePtr Context::topology() const { return engine_->topology(); }
+void Context::set_topology(topology::SchedulePtr schedule) {
+  engine_->set_topology(std::move(schedule));
+}
+topology::SchedulePtr Context::topology() const {
+  return engine_->topology();
+}
 void Context::set_machine_topology(topology::SchedulePtr schedule) {
   engine_->set_machine_topology(std::move(schedule));
 }
-topology::SchedulePtr Context::machine_topology() const { return engine_->machine_topology(); }
-std::int64_t Context::step() const { return engine_->step(); }
-void Context::set_step(std::int64_t step) { engine_->set_step(step); }
+topology::SchedulePtr Context::machine_topology() const {
+  return engine_->machine_topology();
+}
+std::int64_t Context::step() const {
+  return engine_->step();
+}
+void Context::set_step(std::int64_t step) {
+  engine_->set_step(step);
+}
 
 // ---------------------------------------------------------------- collectives
 
@@ -125,21 +159,27 @@ Handle Context::submit(const char* name, std::function<void()> work, bool blocki
 Handle Context::allreduce_async(Buffer inout, ReduceOp op) {
   check_buffer("allreduce", rank(), inout.data, inout.count);
   Engine* e = engine_.get();
-  return submit("allreduce", [e, inout, op] { e->run_allreduce(e->world(), inout, op); }, false);
+  return submit(
+      "allreduce", [e, inout, op] { e->run_allreduce(e->world(), inout, op); }, false);
 }
 
 void Context::allreduce(Buffer inout, ReduceOp op) {
   check_buffer("allreduce", rank(), inout.data, inout.count);
   Engine* e = engine_.get();
-  submit("allreduce", [e, inout, op] { e->run_allreduce(e->world(), inout, op); }, true).wait();
+  submit(
+      "allreduce", [e, inout, op] { e->run_allreduce(e->world(), inout, op); }, true)
+      .wait();
 }
 
 Handle Context::allreduce_async(const std::vector<Buffer>& inout, ReduceOp op) {
   for (const auto& b : inout) check_buffer("allreduce", rank(), b.data, b.count);
   Engine* e = engine_.get();
-  return submit("allreduce", [e, inout, op] {
-    e->run_fused(inout, [&](Buffer b) { e->run_allreduce(e->world(), b, op); });
-  }, false);
+  return submit(
+      "allreduce",
+      [e, inout, op] {
+        e->run_fused(inout, [&](Buffer b) { e->run_allreduce(e->world(), b, op); });
+      },
+      false);
 }
 
 void Context::allreduce(const std::vector<Buffer>& inout, ReduceOp op) {
@@ -152,34 +192,43 @@ Handle Context::broadcast_async(Buffer inout, int root) {
     throw InvalidArgument(
         fmt::format("rank {}: broadcast: root {} is out of range [0, {})", rank(), root, size()));
   Engine* e = engine_.get();
-  return submit("broadcast", [e, inout, root] { e->run_broadcast(e->world(), inout, root); }, false);
+  return submit(
+      "broadcast", [e, inout, root] { e->run_broadcast(e->world(), inout, root); }, false);
 }
 
-void Context::broadcast(Buffer inout, int root) { broadcast_async(inout, root).wait(); }
+void Context::broadcast(Buffer inout, int root) {
+  broadcast_async(inout, root).wait();
+}
 
 Handle Context::allgather_async(ConstBuffer in, GatherResult& out) {
   check_buffer("allgather", rank(), in.data, in.count);
   Engine* e = engine_.get();
   GatherResult* result = &out;
-  return submit("allgather", [e, in, result] { *result = e->run_allgather(e->world(), in); }, false);
+  return submit(
+      "allgather", [e, in, result] { *result = e->run_allgather(e->world(), in); }, false);
 }
 
 GatherResult Context::allgather(ConstBuffer in) {
   check_buffer("allgather", rank(), in.data, in.count);
   Engine* e = engine_.get();
   GatherResult result;
-  submit("allgather", [e, in, &result] { result = e->run_allgather(e->world(), in); }, true).wait();
+  submit(
+      "allgather", [e, in, &result] { result = e->run_allgather(e->world(), in); }, true)
+      .wait();
   return result;
 }
 
 Handle Context::barrier_async() {
   Engine* e = engine_.get();
-  return submit("barrier", [e] { e->run_barrier(e->world()); }, false);
+  return submit(
+      "barrier", [e] { e->run_barrier(e->world()); }, false);
 }
 
 void Context::barrier() {
   Engine* e = engine_.get();
-  submit("barrier", [e] { e->run_barrier(e->world()); }, true).wait();
+  submit(
+      "barrier", [e] { e->run_barrier(e->world()); }, true)
+      .wait();
 }
 
 // ---------------------------------------------------------------- neighbour operations
@@ -190,14 +239,17 @@ Handle Context::neighbor_allreduce_impl(ConstBuffer in, Buffer out,
   check_buffer("neighbor_allreduce", rank(), out.data, out.count);
   check_float("neighbor_allreduce", rank(), in.dtype);
   if (in.count != out.count || in.dtype != out.dtype)
-    throw InvalidArgument(fmt::format(
-        "rank {}: neighbor_allreduce: output ({} x {}) does not match input ({} x {})", rank(),
-        out.count, dtype_name(out.dtype), in.count, dtype_name(in.dtype)));
+    throw InvalidArgument(
+        fmt::format("rank {}: neighbor_allreduce: output ({} x {}) does not match input ({} x {})",
+                    rank(), out.count, dtype_name(out.dtype), in.count, dtype_name(in.dtype)));
   Engine* e = engine_.get();
   NeighborPlan plan = e->resolve_plan(*e->topology(), rank(), size(), opts, "neighbor_allreduce");
-  return submit("neighbor_allreduce", [e, plan = std::move(plan), in, out] {
-    e->run_neighbor_allreduce(e->world(), plan, in, out);
-  }, blocking);
+  return submit(
+      "neighbor_allreduce",
+      [e, plan = std::move(plan), in, out] {
+        e->run_neighbor_allreduce(e->world(), plan, in, out);
+      },
+      blocking);
 }
 
 Handle Context::neighbor_allreduce_async(ConstBuffer in, Buffer out,
@@ -217,9 +269,12 @@ Handle Context::neighbor_allreduce_async(const std::vector<Buffer>& inout,
   }
   Engine* e = engine_.get();
   NeighborPlan plan = e->resolve_plan(*e->topology(), rank(), size(), opts, "neighbor_allreduce");
-  return submit("neighbor_allreduce", [e, plan = std::move(plan), inout] {
-    e->run_fused(inout, [&](Buffer b) { e->run_neighbor_allreduce(e->world(), plan, b, b); });
-  }, false);
+  return submit(
+      "neighbor_allreduce",
+      [e, plan = std::move(plan), inout] {
+        e->run_fused(inout, [&](Buffer b) { e->run_neighbor_allreduce(e->world(), plan, b, b); });
+      },
+      false);
 }
 
 void Context::neighbor_allreduce(const std::vector<Buffer>& inout,
@@ -233,9 +288,12 @@ Handle Context::neighbor_allgather_impl(ConstBuffer in, GatherResult& out,
   Engine* e = engine_.get();
   NeighborPlan plan = e->resolve_plan(*e->topology(), rank(), size(), opts, "neighbor_allgather");
   GatherResult* result = &out;
-  return submit("neighbor_allgather", [e, plan = std::move(plan), in, result] {
-    *result = e->run_neighbor_allgather(e->world(), plan, in);
-  }, blocking);
+  return submit(
+      "neighbor_allgather",
+      [e, plan = std::move(plan), in, result] {
+        *result = e->run_neighbor_allgather(e->world(), plan, in);
+      },
+      blocking);
 }
 
 GatherResult Context::neighbor_allgather(ConstBuffer in, const NeighborAllreduceOptions& opts) {
@@ -249,21 +307,21 @@ Handle Context::neighbor_allgather_async(ConstBuffer in, GatherResult& out,
   return neighbor_allgather_impl(in, out, opts, false);
 }
 
-Handle Context::hierarchical_neighbor_allreduce_async(ConstBuffer in, Buffer out,
-                                                      const NeighborAllreduceOptions& machine_opts) {
+Handle Context::hierarchical_neighbor_allreduce_async(
+    ConstBuffer in, Buffer out, const NeighborAllreduceOptions& machine_opts) {
   const char* op = "hierarchical_neighbor_allreduce";
   check_buffer(op, rank(), in.data, in.count);
   check_buffer(op, rank(), out.data, out.count);
   check_float(op, rank(), in.dtype);
   if (in.count != out.count || in.dtype != out.dtype)
-    throw InvalidArgument(fmt::format("rank {}: {}: output ({} x {}) does not match input ({} x {})",
-                                      rank(), op, out.count, dtype_name(out.dtype), in.count,
-                                      dtype_name(in.dtype)));
+    throw InvalidArgument(
+        fmt::format("rank {}: {}: output ({} x {}) does not match input ({} x {})", rank(), op,
+                    out.count, dtype_name(out.dtype), in.count, dtype_name(in.dtype)));
   Engine* e = engine_.get();
-  NeighborPlan plan = e->resolve_plan(*e->machine_topology(), machine_rank(), machine_size(),
-                                      machine_opts, op);
-  return submit(op, [e, plan = std::move(plan), in, out] { e->run_hierarchical(plan, in, out); },
-                false);
+  NeighborPlan plan =
+      e->resolve_plan(*e->machine_topology(), machine_rank(), machine_size(), machine_opts, op);
+  return submit(
+      op, [e, plan = std::move(plan), in, out] { e->run_hierarchical(plan, in, out); }, false);
 }
 
 void Context::hierarchical_neighbor_allreduce(ConstBuffer in, Buffer out,
@@ -282,9 +340,10 @@ Handle Context::pair_gossip_impl(Buffer inout, int peer, double self_weight, boo
   if (!detail::is_finite(self_weight))
     throw InvalidArgument(fmt::format("rank {}: pair_gossip: self_weight is not finite", rank()));
   Engine* e = engine_.get();
-  return submit("pair_gossip", [e, inout, peer, self_weight] {
-    e->run_pair_gossip(e->world(), inout, peer, self_weight);
-  }, blocking);
+  return submit(
+      "pair_gossip",
+      [e, inout, peer, self_weight] { e->run_pair_gossip(e->world(), inout, peer, self_weight); },
+      blocking);
 }
 
 void Context::pair_gossip(Buffer inout, int peer, double self_weight) {

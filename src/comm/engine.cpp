@@ -31,13 +31,20 @@ std::string describe_error(const std::exception_ptr& e) {
 
 const char* op_kind_name(OpKind k) {
   switch (k) {
-    case OpKind::kNeighborAllreduce: return "neighbor_allreduce";
-    case OpKind::kNeighborAllgather: return "neighbor_allgather";
-    case OpKind::kPairGossip: return "pair_gossip";
-    case OpKind::kAllreduce: return "allreduce";
-    case OpKind::kBroadcast: return "broadcast";
-    case OpKind::kAllgather: return "allgather";
-    case OpKind::kBarrier: return "barrier";
+    case OpKind::kNeighborAllreduce:
+      return "neighbor_allreduce";
+    case OpKind::kNeighborAllgather:
+      return "neighbor_allgather";
+    case OpKind::kPairGossip:
+      return "pair_gossip";
+    case OpKind::kAllreduce:
+      return "allreduce";
+    case OpKind::kBroadcast:
+      return "broadcast";
+    case OpKind::kAllgather:
+      return "allgather";
+    case OpKind::kBarrier:
+      return "barrier";
   }
   return "unknown";
 }
@@ -106,7 +113,8 @@ Engine::Engine(std::unique_ptr<comm::Transport> transport, const ContextOptions&
     std::vector<char> all(kHostBytes * size_);
     auto req = transport_->iallgather(host.data(), kHostBytes, all.data());
     if (!req->wait_until(deadline()))
-      throw TimeoutError(fmt::format("rank {}: timed out exchanging host names at start-up", rank_));
+      throw TimeoutError(
+          fmt::format("rank {}: timed out exchanging host names at start-up", rank_));
     std::vector<std::string> hosts;
     std::vector<int> machine_of(size_);
     std::vector<int> count;
@@ -147,7 +155,9 @@ Engine::~Engine() {
   timeline_.close();
 }
 
-std::string Engine::where() const { return fmt::format("rank {}", rank_); }
+std::string Engine::where() const {
+  return fmt::format("rank {}", rank_);
+}
 
 // ---------------------------------------------------------------- scheduling
 
@@ -160,8 +170,8 @@ std::shared_ptr<OpState> Engine::submit(std::string name, std::function<void()> 
   std::unique_lock<std::mutex> lock(queue_mutex_);
   if (stopping_) throw CommError(fmt::format("{}: {} after shutdown", where(), op->name));
   if (!failure_.empty())
-    throw CommError(fmt::format("{}: {} refused: the context failed earlier: {}", where(),
-                                op->name, failure_));
+    throw CommError(
+        fmt::format("{}: {} refused: the context failed earlier: {}", where(), op->name, failure_));
   if (blocking && queue_.empty() && !busy_) {
     // Idle: run on the caller's thread and skip the hand-off to the worker.
     busy_ = true;
@@ -228,8 +238,9 @@ void Engine::execute(const std::shared_ptr<OpState>& op) {
 void Engine::set_topology(topology::SchedulePtr s) {
   if (!s) throw InvalidArgument(fmt::format("{}: set_topology: null schedule", where()));
   if (s->size() != size_)
-    throw InvalidArgument(fmt::format("{}: set_topology: topology '{}' has {} nodes but the job has {} ranks",
-                                      where(), s->name(), s->size(), size_));
+    throw InvalidArgument(
+        fmt::format("{}: set_topology: topology '{}' has {} nodes but the job has {} ranks",
+                    where(), s->name(), s->size(), size_));
   std::lock_guard<std::mutex> lock(topo_mutex_);
   schedule_ = std::move(s);
 }
@@ -277,25 +288,28 @@ NeighborPlan Engine::resolve_plan(const topology::Schedule& schedule, int rank, 
 
   if (opts.src_weights) {
     if (!opts.self_weight)
-      throw InvalidArgument(
-          fmt::format("rank {}: {}: self_weight must be given together with src_weights", rank_, op));
+      throw InvalidArgument(fmt::format(
+          "rank {}: {}: self_weight must be given together with src_weights", rank_, op));
     for (const auto& [src, w] : *opts.src_weights) {
       check_peer(src, "src_weights");
       check_weight(w, fmt::format("weight for source rank {}", src));
       if (!opts.dst_weights) {
         // Static mode: peers send along the topology, so a source must be an in-neighbour.
-        const bool is_in = std::any_of(base.recv.begin(), base.recv.end(),
-                                       [&](const topology::WeightedPeer& p) { return p.rank == src; });
+        const bool is_in =
+            std::any_of(base.recv.begin(), base.recv.end(),
+                        [&](const topology::WeightedPeer& p) { return p.rank == src; });
         if (!is_in)
           throw InvalidArgument(fmt::format(
               "rank {}: {}: src_weights names rank {}, which is not an in-neighbour in topology "
               "'{}' at step {} (in-neighbours: [{}]); pass dst_weights for dynamic sends",
               rank_, op, src, schedule.name(), plan.step,
-              fmt::join([&] {
-                std::vector<int> r;
-                for (auto& p : base.recv) r.push_back(p.rank);
-                return r;
-              }(), ", ")));
+              fmt::join(
+                  [&] {
+                    std::vector<int> r;
+                    for (auto& p : base.recv) r.push_back(p.rank);
+                    return r;
+                  }(),
+                  ", ")));
       }
       plan.recv.push_back({src, w});
     }
@@ -319,10 +333,10 @@ NeighborPlan Engine::resolve_plan(const topology::Schedule& schedule, int rank, 
 
 // ---------------------------------------------------------------- waiting
 
-void Engine::wait_all(std::vector<comm::RequestPtr>& reqs,
-                      const std::function<void(std::size_t)>& on_complete,
-                      const std::function<std::string(const std::vector<std::size_t>&)>& describe_missing,
-                      const std::string& op) {
+void Engine::wait_all(
+    std::vector<comm::RequestPtr>& reqs, const std::function<void(std::size_t)>& on_complete,
+    const std::function<std::string(const std::vector<std::size_t>&)>& describe_missing,
+    const std::string& op) {
   const auto limit = deadline();
   std::vector<bool> done(reqs.size(), false);
   std::size_t remaining = reqs.size();
@@ -408,16 +422,17 @@ void Engine::exchange(Channel& ch, OpKind kind, std::int64_t seq, DType dtype,
     const MessageHeader& h = in_headers[i];
     const int src = recvs[i].peer;
     if (h.magic != MessageHeader{}.magic)
-      throw MismatchError(fmt::format("rank {}: {}: corrupt message header from rank {}", rank_, op, src));
+      throw MismatchError(
+          fmt::format("rank {}: {}: corrupt message header from rank {}", rank_, op, src));
     if (h.kind != static_cast<std::uint8_t>(kind) || h.seq != seq)
       throw MismatchError(fmt::format(
           "rank {}: {}: rank {} sent a message for {} #{} instead; the ranks disagree on the "
           "sequence of operations or on who sends to whom (send/receive sets do not match)",
           rank_, op, src, op_kind_name(static_cast<OpKind>(h.kind)), h.seq));
     if (h.dtype != static_cast<std::uint8_t>(dtype))
-      throw MismatchError(fmt::format("rank {}: {}: dtype mismatch: rank {} sent {}, this rank has {}",
-                                      rank_, op, src, dtype_name(static_cast<DType>(h.dtype)),
-                                      dtype_name(dtype)));
+      throw MismatchError(
+          fmt::format("rank {}: {}: dtype mismatch: rank {} sent {}, this rank has {}", rank_, op,
+                      src, dtype_name(static_cast<DType>(h.dtype)), dtype_name(dtype)));
     if (h.count != recvs[i].count)
       throw MismatchError(fmt::format(
           "rank {}: {}: element count mismatch: rank {} sent {} elements, this rank expects {}",
@@ -441,8 +456,10 @@ void Engine::exchange(Channel& ch, OpKind kind, std::int64_t seq, DType dtype,
     }
     std::sort(from.begin(), from.end());
     std::sort(to.begin(), to.end());
-    std::string msg = fmt::format("still waiting for messages from ranks [{}]", fmt::join(from, ", "));
-    if (!to.empty()) msg += fmt::format(" and for sends to ranks [{}] to complete", fmt::join(to, ", "));
+    std::string msg =
+        fmt::format("still waiting for messages from ranks [{}]", fmt::join(from, ", "));
+    if (!to.empty())
+      msg += fmt::format(" and for sends to ranks [{}] to complete", fmt::join(to, ", "));
     return msg;
   };
   try {
@@ -479,12 +496,12 @@ void Engine::run_neighbor_allreduce(Channel& ch, const NeighborPlan& plan, Const
     auto& buf = scratch(slot++, bytes);
     recvs.push_back({p.rank, buf.data(), in.count});
   }
-  exchange(ch, OpKind::kNeighborAllreduce, seq, in.dtype, sends, recvs,
-           options_.check_consistency);
+  exchange(ch, OpKind::kNeighborAllreduce, seq, in.dtype, sends, recvs, options_.check_consistency);
   const auto t1 = Clock::now();
   std::vector<WeightedSource> sources;
   sources.push_back({in.data, plan.self_weight});
-  for (std::size_t i = 0; i < recvs.size(); ++i) sources.push_back({recvs[i].data, plan.recv[i].weight});
+  for (std::size_t i = 0; i < recvs.size(); ++i)
+    sources.push_back({recvs[i].data, plan.recv[i].weight});
   weighted_sum(in.dtype, in.count, sources, out.data);
   const auto t2 = Clock::now();
   const std::string name = fmt::format("neighbor_allreduce#{}", seq);
@@ -507,7 +524,8 @@ GatherResult Engine::run_neighbor_allgather(Channel& ch, const NeighborPlan& pla
   std::vector<comm::RequestPtr> reqs;
   for (std::size_t i = 0; i < plan.recv.size(); ++i)
     reqs.push_back(t.irecv(&in_headers[i], sizeof(MessageHeader), plan.recv[i].rank, kHeaderTag));
-  for (const auto& p : plan.send) reqs.push_back(t.isend(&out_header, sizeof(MessageHeader), p.rank, kHeaderTag));
+  for (const auto& p : plan.send)
+    reqs.push_back(t.isend(&out_header, sizeof(MessageHeader), p.rank, kHeaderTag));
   for (const auto& p : plan.send) reqs.push_back(t.isend(in.data, in.bytes(), p.rank, kPayloadTag));
   bytes_sent_ += plan.send.size() * (in.bytes() + sizeof(MessageHeader));
   messages_sent_ += plan.send.size() * 2;
@@ -516,8 +534,10 @@ GatherResult Engine::run_neighbor_allgather(Channel& ch, const NeighborPlan& pla
   auto describe = [&](const std::vector<std::size_t>& missing) {
     std::vector<int> from, to;
     for (std::size_t idx : missing) {
-      if (idx < nr) from.push_back(plan.recv[idx].rank);
-      else to.push_back(plan.send[(idx - nr) % plan.send.size()].rank);
+      if (idx < nr)
+        from.push_back(plan.recv[idx].rank);
+      else
+        to.push_back(plan.send[(idx - nr) % plan.send.size()].rank);
     }
     std::sort(to.begin(), to.end());
     to.erase(std::unique(to.begin(), to.end()), to.end());
@@ -539,12 +559,12 @@ GatherResult Engine::run_neighbor_allgather(Channel& ch, const NeighborPlan& pla
     if (h.magic != MessageHeader{}.magic || h.kind != out_header.kind || h.seq != seq)
       throw MismatchError(fmt::format(
           "rank {}: {}: rank {} sent a message for {} #{} instead; the ranks disagree on the "
-          "sequence of operations or on who sends to whom", rank_, op, src,
-          op_kind_name(static_cast<OpKind>(h.kind)), h.seq));
+          "sequence of operations or on who sends to whom",
+          rank_, op, src, op_kind_name(static_cast<OpKind>(h.kind)), h.seq));
     if (h.dtype != out_header.dtype)
-      throw MismatchError(fmt::format("rank {}: {}: dtype mismatch: rank {} sent {}, this rank has {}",
-                                      rank_, op, src, dtype_name(static_cast<DType>(h.dtype)),
-                                      dtype_name(in.dtype)));
+      throw MismatchError(
+          fmt::format("rank {}: {}: dtype mismatch: rank {} sent {}, this rank has {}", rank_, op,
+                      src, dtype_name(static_cast<DType>(h.dtype)), dtype_name(in.dtype)));
     result.ranks.push_back(src);
     result.counts.push_back(h.count);
     total += h.count;
@@ -573,8 +593,8 @@ void Engine::run_pair_gossip(Channel& ch, Buffer inout, int peer, double self_we
   exchange(ch, OpKind::kPairGossip, seq, inout.dtype, {{peer, inout.data, inout.count}},
            {{peer, buf.data(), inout.count}}, options_.check_consistency);
   const auto t1 = Clock::now();
-  weighted_sum(inout.dtype, inout.count, {{inout.data, self_weight}, {buf.data(), 1.0 - self_weight}},
-               inout.data);
+  weighted_sum(inout.dtype, inout.count,
+               {{inout.data, self_weight}, {buf.data(), 1.0 - self_weight}}, inout.data);
   timeline_.record(fmt::format("pair_gossip#{}", seq), "communicate", t0, t1, inout.bytes());
   timeline_.record(fmt::format("pair_gossip#{}", seq), "reduce", t1, Clock::now());
 }
@@ -598,12 +618,14 @@ void Engine::check_collective_meta(Channel& ch, OpKind kind, std::int64_t seq,
   const std::string op = fmt::format("{} #{}", op_kind_name(kind), seq);
   std::vector<comm::RequestPtr> reqs;
   reqs.push_back(ch.transport->iallreduce(meta.data(), meta.size(), DType::kInt64, ReduceOp::kMax));
-  wait_all(reqs, nullptr,
-           [&](const std::vector<std::size_t>&) {
-             return std::string("not every rank joined the collective (a rank may have failed, "
-                                "be stuck, or be running a different operation)");
-           },
-           op);
+  wait_all(
+      reqs, nullptr,
+      [&](const std::vector<std::size_t>&) {
+        return std::string(
+            "not every rank joined the collective (a rank may have failed, "
+            "be stuck, or be running a different operation)");
+      },
+      op);
   bool agree = true;
   for (std::size_t i = 0; i < meta.size(); i += 2) agree = agree && (meta[i] == -meta[i + 1]);
   if (agree) return;
@@ -613,12 +635,17 @@ void Engine::check_collective_meta(Channel& ch, OpKind kind, std::int64_t seq,
   mine.insert(mine.end(), fields.begin(), fields.end());
   std::vector<std::int64_t> all(mine.size() * ch.size());
   std::vector<comm::RequestPtr> gather;
-  gather.push_back(ch.transport->iallgather(mine.data(), mine.size() * sizeof(std::int64_t), all.data()));
-  wait_all(gather, nullptr, [&](const std::vector<std::size_t>&) { return std::string("while reporting a mismatch"); }, op);
+  gather.push_back(
+      ch.transport->iallgather(mine.data(), mine.size() * sizeof(std::int64_t), all.data()));
+  wait_all(
+      gather, nullptr,
+      [&](const std::vector<std::size_t>&) { return std::string("while reporting a mismatch"); },
+      op);
   std::string detail;
   for (int r = 0; r < ch.size(); ++r) {
     const std::int64_t* f = all.data() + r * mine.size();
-    detail += fmt::format("{}rank {}: {} #{}", r ? "; " : "", r, op_kind_name(static_cast<OpKind>(f[0])), f[1]);
+    detail += fmt::format("{}rank {}: {} #{}", r ? "; " : "", r,
+                          op_kind_name(static_cast<OpKind>(f[0])), f[1]);
     for (std::size_t k = 0; k < field_names.size(); ++k) {
       const char* name = field_names[k];
       if (std::string(name) == "dtype")
@@ -634,8 +661,8 @@ void Engine::run_allreduce(Channel& ch, Buffer inout, ReduceOp op) {
   const std::int64_t seq = ch.collective_seq++;
   const auto t0 = Clock::now();
   check_collective_meta(ch, OpKind::kAllreduce, seq,
-                        {static_cast<std::int64_t>(inout.count), static_cast<std::int64_t>(inout.dtype),
-                         static_cast<std::int64_t>(op)},
+                        {static_cast<std::int64_t>(inout.count),
+                         static_cast<std::int64_t>(inout.dtype), static_cast<std::int64_t>(op)},
                         {"count", "dtype", "op"});
   if (op == ReduceOp::kAverage && !dtype_is_floating(inout.dtype))
     throw InvalidArgument(fmt::format("rank {}: allreduce: average needs a floating dtype, got {}",
@@ -644,35 +671,40 @@ void Engine::run_allreduce(Channel& ch, Buffer inout, ReduceOp op) {
     const ReduceOp transport_op = op == ReduceOp::kAverage ? ReduceOp::kSum : op;
     std::vector<comm::RequestPtr> reqs;
     reqs.push_back(ch.transport->iallreduce(inout.data, inout.count, inout.dtype, transport_op));
-    wait_all(reqs, nullptr,
-             [&](const std::vector<std::size_t>&) {
-               return std::string("not every rank joined the allreduce");
-             },
-             fmt::format("allreduce #{}", seq));
+    wait_all(
+        reqs, nullptr,
+        [&](const std::vector<std::size_t>&) {
+          return std::string("not every rank joined the allreduce");
+        },
+        fmt::format("allreduce #{}", seq));
     // Ring-allreduce volume, the usual model of what an allreduce puts on the wire.
     bytes_sent_ += 2 * inout.bytes() * (ch.size() - 1) / ch.size();
   }
   if (op == ReduceOp::kAverage) scale(inout.dtype, inout.count, 1.0 / ch.size(), inout.data);
-  timeline_.record(fmt::format("allreduce#{}", seq), "communicate", t0, Clock::now(), inout.bytes());
+  timeline_.record(fmt::format("allreduce#{}", seq), "communicate", t0, Clock::now(),
+                   inout.bytes());
 }
 
 void Engine::run_broadcast(Channel& ch, Buffer inout, int root) {
   const std::int64_t seq = ch.collective_seq++;
   const auto t0 = Clock::now();
-  check_collective_meta(ch, OpKind::kBroadcast, seq,
-                        {static_cast<std::int64_t>(inout.count), static_cast<std::int64_t>(inout.dtype), root},
-                        {"count", "dtype", "root"});
+  check_collective_meta(
+      ch, OpKind::kBroadcast, seq,
+      {static_cast<std::int64_t>(inout.count), static_cast<std::int64_t>(inout.dtype), root},
+      {"count", "dtype", "root"});
   if (ch.size() > 1) {
     std::vector<comm::RequestPtr> reqs;
     reqs.push_back(ch.transport->ibroadcast(inout.data, inout.bytes(), root));
-    wait_all(reqs, nullptr,
-             [&](const std::vector<std::size_t>&) {
-               return fmt::format("not every rank joined the broadcast from rank {}", root);
-             },
-             fmt::format("broadcast #{}", seq));
+    wait_all(
+        reqs, nullptr,
+        [&](const std::vector<std::size_t>&) {
+          return fmt::format("not every rank joined the broadcast from rank {}", root);
+        },
+        fmt::format("broadcast #{}", seq));
     if (ch.rank() == root) bytes_sent_ += inout.bytes();
   }
-  timeline_.record(fmt::format("broadcast#{}", seq), "communicate", t0, Clock::now(), inout.bytes());
+  timeline_.record(fmt::format("broadcast#{}", seq), "communicate", t0, Clock::now(),
+                   inout.bytes());
 }
 
 GatherResult Engine::run_allgather(Channel& ch, ConstBuffer in) {
@@ -707,8 +739,9 @@ GatherResult Engine::run_allgather(Channel& ch, ConstBuffer in) {
     total += m[3];
   }
   if (!mismatch.empty())
-    throw MismatchError(fmt::format("rank {}: {}: ranks disagree (this rank: {} dtype={}): {}", rank_,
-                                    op, op_kind_name(OpKind::kAllgather), dtype_name(in.dtype), mismatch));
+    throw MismatchError(fmt::format("rank {}: {}: ranks disagree (this rank: {} dtype={}): {}",
+                                    rank_, op, op_kind_name(OpKind::kAllgather),
+                                    dtype_name(in.dtype), mismatch));
   const std::size_t esize = dtype_size(in.dtype);
   std::vector<std::uint8_t> padded_in(max_count * esize, 0), padded_all(max_count * esize * n);
   if (in.count) std::memcpy(padded_in.data(), in.data, in.bytes());
@@ -734,9 +767,12 @@ void Engine::run_barrier(Channel& ch) {
   if (ch.size() > 1) {
     std::vector<comm::RequestPtr> reqs;
     reqs.push_back(ch.transport->ibarrier());
-    wait_all(reqs, nullptr,
-             [&](const std::vector<std::size_t>&) { return std::string("not every rank reached the barrier"); },
-             fmt::format("barrier #{}", seq));
+    wait_all(
+        reqs, nullptr,
+        [&](const std::vector<std::size_t>&) {
+          return std::string("not every rank reached the barrier");
+        },
+        fmt::format("barrier #{}", seq));
   }
   timeline_.record(fmt::format("barrier#{}", seq), "communicate", t0, Clock::now());
 }
@@ -773,7 +809,8 @@ void Engine::run_fused(const std::vector<Buffer>& bufs, const std::function<void
     }
     // Greedily pack consecutive buffers of the same dtype while they fit.
     std::size_t j = i, bytes = 0;
-    while (j < bufs.size() && bufs[j].dtype == first.dtype && bytes + bufs[j].bytes() <= threshold) {
+    while (j < bufs.size() && bufs[j].dtype == first.dtype &&
+           bytes + bufs[j].bytes() <= threshold) {
       bytes += bufs[j].bytes();
       ++j;
     }

@@ -59,8 +59,8 @@ struct MessageHeader {
 // A transport plus the sequence counters that tag its operations.
 struct Channel {
   comm::Transport* transport = nullptr;
-  std::int64_t collective_seq = 0;            // neighbour ops and collectives, all ranks
-  std::map<int, std::int64_t> pair_seq;       // pair gossip, per peer
+  std::int64_t collective_seq = 0;       // neighbour ops and collectives, all ranks
+  std::map<int, std::int64_t> pair_seq;  // pair gossip, per peer
   int rank() const { return transport->rank(); }
   int size() const { return transport->size(); }
 };
@@ -143,7 +143,8 @@ class Engine {
                 bool with_headers);
   // Waits for all requests, calling on_complete(i) as each finishes; throws TimeoutError naming
   // `describe(i)` of the unfinished ones.
-  void wait_all(std::vector<comm::RequestPtr>& reqs, const std::function<void(std::size_t)>& on_complete,
+  void wait_all(std::vector<comm::RequestPtr>& reqs,
+                const std::function<void(std::size_t)>& on_complete,
                 const std::function<std::string(const std::vector<std::size_t>&)>& describe_missing,
                 const std::string& op);
   void check_collective_meta(Channel& ch, OpKind kind, std::int64_t seq,

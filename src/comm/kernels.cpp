@@ -75,13 +75,20 @@ void weighted_sum_integer(std::size_t count, const std::vector<WeightedSource>& 
 void weighted_sum(DType dtype, std::size_t count, const std::vector<WeightedSource>& sources,
                   void* out) {
   switch (dtype) {
-    case DType::kFloat32: return weighted_sum_native<float>(count, sources, out);
-    case DType::kFloat64: return weighted_sum_native<double>(count, sources, out);
-    case DType::kFloat16: return weighted_sum_half<Eigen::half>(count, sources, out);
-    case DType::kBFloat16: return weighted_sum_half<Eigen::bfloat16>(count, sources, out);
-    case DType::kInt32: return weighted_sum_integer<std::int32_t>(count, sources, out);
-    case DType::kInt64: return weighted_sum_integer<std::int64_t>(count, sources, out);
-    case DType::kUInt8: return weighted_sum_integer<std::uint8_t>(count, sources, out);
+    case DType::kFloat32:
+      return weighted_sum_native<float>(count, sources, out);
+    case DType::kFloat64:
+      return weighted_sum_native<double>(count, sources, out);
+    case DType::kFloat16:
+      return weighted_sum_half<Eigen::half>(count, sources, out);
+    case DType::kBFloat16:
+      return weighted_sum_half<Eigen::bfloat16>(count, sources, out);
+    case DType::kInt32:
+      return weighted_sum_integer<std::int32_t>(count, sources, out);
+    case DType::kInt64:
+      return weighted_sum_integer<std::int64_t>(count, sources, out);
+    case DType::kUInt8:
+      return weighted_sum_integer<std::uint8_t>(count, sources, out);
   }
 }
 
@@ -98,6 +105,8 @@ void scaled_copy(DType dtype, std::size_t count, double factor, const void* src,
   weighted_sum(dtype, count, {{src, factor}}, dst);
 }
 
-bool is_finite(double v) { return std::isfinite(v); }
+bool is_finite(double v) {
+  return std::isfinite(v);
+}
 
 }  // namespace decent::detail

@@ -6,7 +6,9 @@
 
 namespace decent::detail {
 
-Timeline::~Timeline() { close(); }
+Timeline::~Timeline() {
+  close();
+}
 
 void Timeline::open(const std::string& path, int rank) {
   if (path.empty()) return;

@@ -18,7 +18,8 @@ class Timeline {
   void open(const std::string& path, int rank);
   bool enabled() const { return enabled_; }
   // Records a phase [begin, end) of operation `name` (e.g. "neighbor_allreduce#12").
-  void record(const std::string& name, const char* phase, std::chrono::steady_clock::time_point begin,
+  void record(const std::string& name, const char* phase,
+              std::chrono::steady_clock::time_point begin,
               std::chrono::steady_clock::time_point end, std::uint64_t bytes = 0);
   void close();
 

@@ -8,13 +8,20 @@ namespace decent {
 
 DType dtype_of_tensor(const torch::Tensor& t, const Context& ctx, const char* op) {
   switch (t.scalar_type()) {
-    case torch::kFloat32: return DType::kFloat32;
-    case torch::kFloat64: return DType::kFloat64;
-    case torch::kFloat16: return DType::kFloat16;
-    case torch::kBFloat16: return DType::kBFloat16;
-    case torch::kInt32: return DType::kInt32;
-    case torch::kInt64: return DType::kInt64;
-    case torch::kUInt8: return DType::kUInt8;
+    case torch::kFloat32:
+      return DType::kFloat32;
+    case torch::kFloat64:
+      return DType::kFloat64;
+    case torch::kFloat16:
+      return DType::kFloat16;
+    case torch::kBFloat16:
+      return DType::kBFloat16;
+    case torch::kInt32:
+      return DType::kInt32;
+    case torch::kInt64:
+      return DType::kInt64;
+    case torch::kUInt8:
+      return DType::kUInt8;
     default:
       throw InvalidArgument(fmt::format("rank {}: {}: unsupported tensor dtype {}", ctx.rank(), op,
                                         std::string(c10::toString(t.scalar_type()))));
@@ -25,8 +32,9 @@ Buffer buffer_of(const torch::Tensor& t, const Context& ctx, const char* op) {
   if (!t.defined())
     throw InvalidArgument(fmt::format("rank {}: {}: undefined tensor", ctx.rank(), op));
   if (!t.device().is_cpu())
-    throw InvalidArgument(fmt::format("rank {}: {}: tensor is on {}, only CPU tensors are supported",
-                                      ctx.rank(), op, t.device().str()));
+    throw InvalidArgument(
+        fmt::format("rank {}: {}: tensor is on {}, only CPU tensors are supported", ctx.rank(), op,
+                    t.device().str()));
   if (!t.is_contiguous())
     throw InvalidArgument(fmt::format(
         "rank {}: {}: tensor is not contiguous (call .contiguous() first)", ctx.rank(), op));
@@ -79,7 +87,8 @@ namespace {
 // Splits concatenated elements into a tensor of shape [sum of first dims, rest of x's shape].
 torch::Tensor gathered_tensor(const GatherResult& g, const torch::Tensor& like, const Context& ctx,
                               const char* op) {
-  const std::int64_t row = like.dim() == 0 ? 1 : like.numel() / std::max<std::int64_t>(1, like.size(0));
+  const std::int64_t row =
+      like.dim() == 0 ? 1 : like.numel() / std::max<std::int64_t>(1, like.size(0));
   std::int64_t rows = 0;
   for (std::size_t c : g.counts) {
     if (row > 0 && static_cast<std::int64_t>(c) % row != 0)
@@ -88,8 +97,8 @@ torch::Tensor gathered_tensor(const GatherResult& g, const torch::Tensor& like, 
           ctx.rank(), op, c, row));
     rows += row > 0 ? static_cast<std::int64_t>(c) / row : 0;
   }
-  std::vector<std::int64_t> shape = like.dim() == 0 ? std::vector<std::int64_t>{rows}
-                                                     : like.sizes().vec();
+  std::vector<std::int64_t> shape =
+      like.dim() == 0 ? std::vector<std::int64_t>{rows} : like.sizes().vec();
   if (like.dim() > 0) shape[0] = rows;
   torch::Tensor out = torch::empty(shape, like.options());
   if (!g.data.empty()) std::memcpy(out.data_ptr(), g.data.data(), g.data.size());
@@ -139,8 +148,8 @@ void broadcast_parameters(Context& ctx, std::vector<torch::Tensor> tensors, int 
   torch::NoGradGuard no_grad;
   for (auto& t : tensors) {
     if (!t.is_contiguous())
-      throw InvalidArgument(fmt::format("rank {}: broadcast_parameters: non-contiguous tensor",
-                                        ctx.rank()));
+      throw InvalidArgument(
+          fmt::format("rank {}: broadcast_parameters: non-contiguous tensor", ctx.rank()));
     ctx.broadcast(buffer_of(t, ctx, "broadcast_parameters"), root);
   }
 }
@@ -165,7 +174,8 @@ void broadcast_optimizer_state(Context& ctx, torch::optim::Optimizer& optimizer,
       if (flags[0] != -flags[1])
         throw MismatchError(fmt::format(
             "rank {}: broadcast_optimizer_state: ranks disagree on which parameters have state "
-            "(take one optimizer step on every rank first)", ctx.rank()));
+            "(take one optimizer step on every rank first)",
+            ctx.rank()));
       if (!has_state) continue;
       std::string blob;
       if (ctx.rank() == root) {

@@ -20,7 +20,9 @@ using topology::Graph;
 constexpr std::size_t kCount = 7;
 
 // Rank-dependent values with distinct entries so a wrong source or weight shows up.
-double value(int rank, std::size_t k) { return (rank + 1.0) * (k + 1.0) + 0.5 * rank * rank; }
+double value(int rank, std::size_t k) {
+  return (rank + 1.0) * (k + 1.0) + 0.5 * rank * rank;
+}
 
 std::vector<double> values(int rank, std::size_t count = kCount) {
   std::vector<double> v(count);
@@ -87,9 +89,11 @@ std::vector<CommCase> make_cases() {
   };
 
   // ---- uniform neighbour averaging on several graphs ----
-  add("UniformExponential", [](Context& c) { check_uniform_average(c, topology::exponential(c.size())); });
+  add("UniformExponential",
+      [](Context& c) { check_uniform_average(c, topology::exponential(c.size())); });
   add("UniformRing", [](Context& c) { check_uniform_average(c, topology::ring(c.size())); });
-  add("UniformStar", [](Context& c) { check_uniform_average(c, topology::star(c.size(), c.size() / 2)); });
+  add("UniformStar",
+      [](Context& c) { check_uniform_average(c, topology::star(c.size(), c.size() / 2)); });
   add("UniformGrid", [](Context& c) { check_uniform_average(c, topology::grid(c.size())); });
   add("MetropolisTorus", [](Context& c) {
     check_uniform_average(c, topology::torus(c.size(), topology::WeightRule::kMetropolisHastings));
@@ -134,42 +138,52 @@ std::vector<CommCase> make_cases() {
     }
     expect_near_vec(x, want, 1e-13, "neighbour sum");
   });
-  add("DynamicMove", [](Context& c) {
-    // Self weight 0, receive only from rank-1, send only to rank+1: every value moves one hop.
-    const int n = c.size();
-    NeighborAllreduceOptions o;
-    o.self_weight = 0.0;
-    o.src_weights = std::map<int, double>{{(c.rank() - 1 + n) % n, 1.0}};
-    o.dst_weights = std::map<int, double>{{(c.rank() + 1) % n, 1.0}};
-    auto x = values(c.rank());
-    c.neighbor_allreduce(x, x, o);
-    expect_near_vec(x, [&] { return values((c.rank() - 1 + n) % n); }(), 0.0, "move");
-  }, 2);
-  add("DynamicDestinationWeights", [](Context& c) {
-    // Sender-side scaling (push-sum style): each rank sends 0.5 x to rank+1 and keeps 0.5 x.
-    const int n = c.size();
-    NeighborAllreduceOptions o;
-    o.self_weight = 0.5;
-    o.src_weights = std::map<int, double>{{(c.rank() - 1 + n) % n, 1.0}};
-    o.dst_weights = std::map<int, double>{{(c.rank() + 1) % n, 0.5}};
-    auto x = values(c.rank());
-    c.neighbor_allreduce(x, x, o);
-    std::vector<double> want(kCount);
-    for (std::size_t k = 0; k < kCount; ++k)
-      want[k] = 0.5 * value(c.rank(), k) + 0.5 * value((c.rank() - 1 + n) % n, k);
-    expect_near_vec(x, want, 1e-13, "push");
-  }, 2);
+  add(
+      "DynamicMove",
+      [](Context& c) {
+        // Self weight 0, receive only from rank-1, send only to rank+1: every value moves one hop.
+        const int n = c.size();
+        NeighborAllreduceOptions o;
+        o.self_weight = 0.0;
+        o.src_weights = std::map<int, double>{{(c.rank() - 1 + n) % n, 1.0}};
+        o.dst_weights = std::map<int, double>{{(c.rank() + 1) % n, 1.0}};
+        auto x = values(c.rank());
+        c.neighbor_allreduce(x, x, o);
+        expect_near_vec(
+            x, [&] { return values((c.rank() - 1 + n) % n); }(), 0.0, "move");
+      },
+      2);
+  add(
+      "DynamicDestinationWeights",
+      [](Context& c) {
+        // Sender-side scaling (push-sum style): each rank sends 0.5 x to rank+1 and keeps 0.5 x.
+        const int n = c.size();
+        NeighborAllreduceOptions o;
+        o.self_weight = 0.5;
+        o.src_weights = std::map<int, double>{{(c.rank() - 1 + n) % n, 1.0}};
+        o.dst_weights = std::map<int, double>{{(c.rank() + 1) % n, 0.5}};
+        auto x = values(c.rank());
+        c.neighbor_allreduce(x, x, o);
+        std::vector<double> want(kCount);
+        for (std::size_t k = 0; k < kCount; ++k)
+          want[k] = 0.5 * value(c.rank(), k) + 0.5 * value((c.rank() - 1 + n) % n, k);
+        expect_near_vec(x, want, 1e-13, "push");
+      },
+      2);
 
   // ---- dynamic schedules ----
-  cases.push_back({"OnePeerExponentialExactAverage", [](Context& c) {
-    auto schedule = std::make_shared<topology::OnePeerExponential>(c.size());
-    c.set_topology(schedule);
-    c.set_step(0);
-    double x = c.rank();
-    for (int k = 0; k < schedule->period(); ++k) c.neighbor_allreduce(Buffer(&x, 1), Buffer(&x, 1));
-    EXPECT_NEAR(x, (c.size() - 1) / 2.0, 1e-12) << "rank " << c.rank();
-    EXPECT_EQ(c.step(), schedule->period());
-  }, 1, true, nullptr});
+  cases.push_back({"OnePeerExponentialExactAverage",
+                   [](Context& c) {
+                     auto schedule = std::make_shared<topology::OnePeerExponential>(c.size());
+                     c.set_topology(schedule);
+                     c.set_step(0);
+                     double x = c.rank();
+                     for (int k = 0; k < schedule->period(); ++k)
+                       c.neighbor_allreduce(Buffer(&x, 1), Buffer(&x, 1));
+                     EXPECT_NEAR(x, (c.size() - 1) / 2.0, 1e-12) << "rank " << c.rank();
+                     EXPECT_EQ(c.step(), schedule->period());
+                   },
+                   1, true, nullptr});
   add("OnePeerExponentialPreservesMean", [](Context& c) {
     c.set_topology(std::make_shared<topology::OnePeerExponential>(c.size()));
     auto x = values(c.rank());
@@ -182,7 +196,8 @@ std::vector<CommCase> make_cases() {
     expect_near_vec(mean, want, 1e-12, "mean after one-peer steps");
   });
   add("DoublyStochasticPreservesMeanAndConverges", [](Context& c) {
-    c.set_topology(topology::random_graph(c.size(), 0.5, 7, topology::WeightRule::kMetropolisHastings));
+    c.set_topology(
+        topology::random_graph(c.size(), 0.5, 7, topology::WeightRule::kMetropolisHastings));
     double x = c.rank();
     for (int k = 0; k < 200; ++k) c.neighbor_allreduce(Buffer(&x, 1), Buffer(&x, 1));
     double mean = x;
@@ -208,8 +223,10 @@ std::vector<CommCase> make_cases() {
       h[k] = Eigen::half(static_cast<float>(value(c.rank(), k)));
       b[k] = Eigen::bfloat16(static_cast<float>(value(c.rank(), k)));
     }
-    c.neighbor_allreduce(Buffer(h.data(), kCount, DType::kFloat16), Buffer(h.data(), kCount, DType::kFloat16));
-    c.neighbor_allreduce(Buffer(b.data(), kCount, DType::kBFloat16), Buffer(b.data(), kCount, DType::kBFloat16));
+    c.neighbor_allreduce(Buffer(h.data(), kCount, DType::kFloat16),
+                         Buffer(h.data(), kCount, DType::kFloat16));
+    c.neighbor_allreduce(Buffer(b.data(), kCount, DType::kBFloat16),
+                         Buffer(b.data(), kCount, DType::kBFloat16));
     const auto want = expected_mix(w, c.rank());
     for (std::size_t k = 0; k < kCount; ++k) {
       EXPECT_NEAR(static_cast<float>(h[k]), want[k], 2e-3 * std::abs(want[k]) + 1e-3);
@@ -343,45 +360,52 @@ std::vector<CommCase> make_cases() {
     c.barrier_async().wait();
     SUCCEED();
   });
-  add("PairGossip", [](Context& c) {
-    const int peer = c.rank() ^ 1;
-    auto x = values(c.rank());
-    if (peer < c.size()) {
-      c.pair_gossip(x, peer, 0.5);
-      std::vector<double> want(kCount);
-      for (std::size_t k = 0; k < kCount; ++k) want[k] = 0.5 * (value(c.rank(), k) + value(peer, k));
-      expect_near_vec(x, want, 1e-13, "pair gossip");
-      c.pair_gossip(x, peer, 0.5);  // already equal: stays
-      expect_near_vec(x, want, 1e-13, "pair gossip twice");
-    }
-    c.barrier();
-  }, 2);
+  add(
+      "PairGossip",
+      [](Context& c) {
+        const int peer = c.rank() ^ 1;
+        auto x = values(c.rank());
+        if (peer < c.size()) {
+          c.pair_gossip(x, peer, 0.5);
+          std::vector<double> want(kCount);
+          for (std::size_t k = 0; k < kCount; ++k)
+            want[k] = 0.5 * (value(c.rank(), k) + value(peer, k));
+          expect_near_vec(x, want, 1e-13, "pair gossip");
+          c.pair_gossip(x, peer, 0.5);  // already equal: stays
+          expect_near_vec(x, want, 1e-13, "pair gossip twice");
+        }
+        c.barrier();
+      },
+      2);
 
   // ---- hierarchical ----
-  cases.push_back({"HierarchicalTwoRanksPerMachine", [](Context& c) {
-    const int n = c.size(), k = 2;
-    const int machines = (n + k - 1) / k;
-    EXPECT_EQ(c.machine_size(), machines);
-    EXPECT_EQ(c.machine_rank(), c.rank() / k);
-    EXPECT_EQ(c.local_rank(), c.rank() % k);
-    auto machine_graph = topology::exponential(machines);
-    c.set_machine_topology(std::make_shared<topology::StaticSchedule>(machine_graph));
-    auto x = values(c.rank());
-    std::vector<double> out(kCount);
-    c.hierarchical_neighbor_allreduce(x, out);
-    // Machine means, then the machine graph's mixing.
-    const Eigen::MatrixXd w = machine_graph.mixing_matrix();
-    std::vector<double> want(kCount, 0.0);
-    for (int m = 0; m < machines; ++m) {
-      const int first = m * k, last = std::min(n, first + k);
-      for (std::size_t e = 0; e < kCount; ++e) {
-        double mean = 0;
-        for (int r = first; r < last; ++r) mean += value(r, e) / (last - first);
-        want[e] += w(c.machine_rank(), m) * mean;
-      }
-    }
-    expect_near_vec(out, want, 1e-12, "hierarchical");
-  }, 1, false, [](ContextOptions& o) { o.ranks_per_machine = 2; }});
+  cases.push_back({"HierarchicalTwoRanksPerMachine",
+                   [](Context& c) {
+                     const int n = c.size(), k = 2;
+                     const int machines = (n + k - 1) / k;
+                     EXPECT_EQ(c.machine_size(), machines);
+                     EXPECT_EQ(c.machine_rank(), c.rank() / k);
+                     EXPECT_EQ(c.local_rank(), c.rank() % k);
+                     auto machine_graph = topology::exponential(machines);
+                     c.set_machine_topology(
+                         std::make_shared<topology::StaticSchedule>(machine_graph));
+                     auto x = values(c.rank());
+                     std::vector<double> out(kCount);
+                     c.hierarchical_neighbor_allreduce(x, out);
+                     // Machine means, then the machine graph's mixing.
+                     const Eigen::MatrixXd w = machine_graph.mixing_matrix();
+                     std::vector<double> want(kCount, 0.0);
+                     for (int m = 0; m < machines; ++m) {
+                       const int first = m * k, last = std::min(n, first + k);
+                       for (std::size_t e = 0; e < kCount; ++e) {
+                         double mean = 0;
+                         for (int r = first; r < last; ++r) mean += value(r, e) / (last - first);
+                         want[e] += w(c.machine_rank(), m) * mean;
+                       }
+                     }
+                     expect_near_vec(out, want, 1e-12, "hierarchical");
+                   },
+                   1, false, [](ContextOptions& o) { o.ranks_per_machine = 2; }});
 
   add("SizeAndRanks", [](Context& c) {
     EXPECT_GE(c.rank(), 0);
@@ -404,88 +428,110 @@ std::vector<CommCase> make_cases() {
   });
 
   // ---- errors: raised, named, and never a hang ----
-  cases.push_back({"ErrorCountMismatchNamesRank", [](Context& c) {
-    Graph g = topology::ring(c.size());
-    c.set_topology(g);
-    std::vector<double> x(c.rank() == 0 ? kCount + 1 : kCount, 1.0);
-    const bool adjacent = g.has_edge(0, c.rank()) || c.rank() == 0;
-    try {
-      c.neighbor_allreduce(x, x);
-      EXPECT_FALSE(adjacent) << "rank " << c.rank() << " should have seen the mismatch";
-    } catch (const MismatchError& e) {
-      EXPECT_TRUE(adjacent);
-      EXPECT_NE(std::string(e.what()).find("element count mismatch"), std::string::npos) << e.what();
-      EXPECT_NE(std::string(e.what()).find("rank"), std::string::npos) << e.what();
-    }
-  }, 2, false, [](ContextOptions& o) { o.timeout = std::chrono::milliseconds(1500); }});
-  cases.push_back({"ErrorDtypeMismatch", [](Context& c) {
-    Graph g = topology::ring(c.size());
-    c.set_topology(g);
-    std::vector<double> d(kCount, 1.0);
-    std::vector<float> f(kCount * 2, 1.0f);  // same bytes, other dtype
-    const bool adjacent = g.has_edge(0, c.rank()) || c.rank() == 0;
-    try {
-      if (c.rank() == 0) c.neighbor_allreduce(d, d);
-      else c.neighbor_allreduce(f, f);
-      EXPECT_FALSE(adjacent);
-    } catch (const MismatchError& e) {
-      EXPECT_TRUE(adjacent);
-      EXPECT_NE(std::string(e.what()).find("dtype mismatch"), std::string::npos) << e.what();
-    }
-  }, 2, false, [](ContextOptions& o) { o.timeout = std::chrono::milliseconds(1500); }});
-  cases.push_back({"ErrorAllreduceMismatchOnEveryRank", [](Context& c) {
-    std::vector<float> x(c.rank() == c.size() - 1 ? 3 : 4, 1.0f);
-    expect_throws_with([&] { c.allreduce(x); }, "ranks disagree", "MismatchError");
-    expect_throws_with([&] { c.barrier(); }, "failed earlier", "CommError");
-  }, 2, false, [](ContextOptions& o) { o.timeout = std::chrono::milliseconds(3000); }});
-  cases.push_back({"ErrorTimeoutNamesMissingRank", [](Context& c) {
-    Graph g = topology::ring(c.size());
-    c.set_topology(g);
-    if (c.rank() == 0) {
-      // Rank 0 never joins; stay alive past the others' timeout so they time out (not "left").
-      std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-      return;
-    }
-    auto x = values(c.rank());
-    if (g.has_edge(0, c.rank())) {
-      const auto t0 = std::chrono::steady_clock::now();
-      expect_throws_with([&] { c.neighbor_allreduce(x, x); }, "ranks [0]", "TimeoutError");
-      EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
-    } else {
-      c.neighbor_allreduce(x, x);  // its neighbours all take part
-    }
-  }, 2, false, [](ContextOptions& o) { o.timeout = std::chrono::milliseconds(500); }});
-  cases.push_back({"ErrorSendReceiveSetsDoNotMatch", [](Context& c) {
-    // Rank 0 sends to rank 1 out of turn; rank 1 expects nothing, then sees the stray message on
-    // its next operation and reports rank 0.
-    c.set_topology(topology::fully_connected(c.size()));
-    auto x = values(c.rank());
-    NeighborAllreduceOptions o;
-    o.self_weight = 1.0;
-    o.src_weights = std::map<int, double>{};
-    o.dst_weights = std::map<int, double>{};
-    if (c.rank() == 0) (*o.dst_weights)[1] = 1.0;
-    c.neighbor_allreduce(x, x, o);
-    if (c.rank() == 1) {
-      expect_throws_with([&] { c.neighbor_allreduce(x, x); }, "rank 0 sent a message", "MismatchError");
-    } else {
-      try {
-        c.neighbor_allreduce(x, x);
-      } catch (const Error&) {
-        // Ranks that wait on rank 1 may fail too; what matters is rank 1's diagnosis.
-      }
-    }
-  }, 2, false, [](ContextOptions& o) { o.timeout = std::chrono::milliseconds(1500); }});
+  cases.push_back(
+      {"ErrorCountMismatchNamesRank",
+       [](Context& c) {
+         Graph g = topology::ring(c.size());
+         c.set_topology(g);
+         std::vector<double> x(c.rank() == 0 ? kCount + 1 : kCount, 1.0);
+         const bool adjacent = g.has_edge(0, c.rank()) || c.rank() == 0;
+         try {
+           c.neighbor_allreduce(x, x);
+           EXPECT_FALSE(adjacent) << "rank " << c.rank() << " should have seen the mismatch";
+         } catch (const MismatchError& e) {
+           EXPECT_TRUE(adjacent);
+           EXPECT_NE(std::string(e.what()).find("element count mismatch"), std::string::npos)
+               << e.what();
+           EXPECT_NE(std::string(e.what()).find("rank"), std::string::npos) << e.what();
+         }
+       },
+       2, false, [](ContextOptions& o) { o.timeout = std::chrono::milliseconds(1500); }});
+  cases.push_back(
+      {"ErrorDtypeMismatch",
+       [](Context& c) {
+         Graph g = topology::ring(c.size());
+         c.set_topology(g);
+         std::vector<double> d(kCount, 1.0);
+         std::vector<float> f(kCount * 2, 1.0f);  // same bytes, other dtype
+         const bool adjacent = g.has_edge(0, c.rank()) || c.rank() == 0;
+         try {
+           if (c.rank() == 0)
+             c.neighbor_allreduce(d, d);
+           else
+             c.neighbor_allreduce(f, f);
+           EXPECT_FALSE(adjacent);
+         } catch (const MismatchError& e) {
+           EXPECT_TRUE(adjacent);
+           EXPECT_NE(std::string(e.what()).find("dtype mismatch"), std::string::npos) << e.what();
+         }
+       },
+       2, false, [](ContextOptions& o) { o.timeout = std::chrono::milliseconds(1500); }});
+  cases.push_back({"ErrorAllreduceMismatchOnEveryRank",
+                   [](Context& c) {
+                     std::vector<float> x(c.rank() == c.size() - 1 ? 3 : 4, 1.0f);
+                     expect_throws_with([&] { c.allreduce(x); }, "ranks disagree", "MismatchError");
+                     expect_throws_with([&] { c.barrier(); }, "failed earlier", "CommError");
+                   },
+                   2, false,
+                   [](ContextOptions& o) { o.timeout = std::chrono::milliseconds(3000); }});
+  cases.push_back(
+      {"ErrorTimeoutNamesMissingRank",
+       [](Context& c) {
+         Graph g = topology::ring(c.size());
+         c.set_topology(g);
+         if (c.rank() == 0) {
+           // Rank 0 never joins; stay alive past the others' timeout so they time out (not "left").
+           std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+           return;
+         }
+         auto x = values(c.rank());
+         if (g.has_edge(0, c.rank())) {
+           const auto t0 = std::chrono::steady_clock::now();
+           expect_throws_with([&] { c.neighbor_allreduce(x, x); }, "ranks [0]", "TimeoutError");
+           EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+         } else {
+           c.neighbor_allreduce(x, x);  // its neighbours all take part
+         }
+       },
+       2, false, [](ContextOptions& o) { o.timeout = std::chrono::milliseconds(500); }});
+  cases.push_back({"ErrorSendReceiveSetsDoNotMatch",
+                   [](Context& c) {
+                     // Rank 0 sends to rank 1 out of turn; rank 1 expects nothing, then sees the
+                     // stray message on its next operation and reports rank 0.
+                     c.set_topology(topology::fully_connected(c.size()));
+                     auto x = values(c.rank());
+                     NeighborAllreduceOptions o;
+                     o.self_weight = 1.0;
+                     o.src_weights = std::map<int, double>{};
+                     o.dst_weights = std::map<int, double>{};
+                     if (c.rank() == 0) (*o.dst_weights)[1] = 1.0;
+                     c.neighbor_allreduce(x, x, o);
+                     if (c.rank() == 1) {
+                       expect_throws_with([&] { c.neighbor_allreduce(x, x); },
+                                          "rank 0 sent a message", "MismatchError");
+                     } else {
+                       try {
+                         c.neighbor_allreduce(x, x);
+                       } catch (const Error&) {
+                         // Ranks that wait on rank 1 may fail too; what matters is rank 1's
+                         // diagnosis.
+                       }
+                     }
+                   },
+                   2, false,
+                   [](ContextOptions& o) { o.timeout = std::chrono::milliseconds(1500); }});
   add("ErrorInvalidArgumentsAreLocalAndRecoverable", [](Context& c) {
     const int n = c.size();
     auto x = values(c.rank());
     NeighborAllreduceOptions bad_rank;
     bad_rank.self_weight = 0.5;
     bad_rank.src_weights = std::map<int, double>{{n + 3, 0.5}};
-    expect_throws_with([&] { c.neighbor_allreduce(x, x, bad_rank); }, "out of range", "InvalidArgument");
+    expect_throws_with([&] { c.neighbor_allreduce(x, x, bad_rank); }, "out of range",
+                       "InvalidArgument");
     NeighborAllreduceOptions nan_weight;
     nan_weight.self_weight = std::nan("");
-    expect_throws_with([&] { c.neighbor_allreduce(x, x, nan_weight); }, "not finite", "InvalidArgument");
+    expect_throws_with([&] { c.neighbor_allreduce(x, x, nan_weight); }, "not finite",
+                       "InvalidArgument");
     if (n >= 4) {
       c.set_topology(topology::ring(n));
       NeighborAllreduceOptions not_neighbour;
@@ -496,7 +542,8 @@ std::vector<CommCase> make_cases() {
     }
     expect_throws_with([&] { c.broadcast(x, n); }, "out of range", "InvalidArgument");
     std::vector<int> ints(3, 1);
-    expect_throws_with([&] { c.neighbor_allreduce(ints, ints); }, "floating dtype", "InvalidArgument");
+    expect_throws_with([&] { c.neighbor_allreduce(ints, ints); }, "floating dtype",
+                       "InvalidArgument");
     // The context still works afterwards.
     c.barrier();
     double v = 1.0;

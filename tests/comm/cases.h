@@ -15,8 +15,8 @@ namespace decent::testing {
 struct CommCase {
   std::string name;
   std::function<void(Context&)> body;
-  int min_size = 1;                    // skip smaller jobs
-  bool powers_of_two_only = false;     // skip sizes that are not powers of two
+  int min_size = 1;                                // skip smaller jobs
+  bool powers_of_two_only = false;                 // skip sizes that are not powers of two
   std::function<void(ContextOptions&)> configure;  // per-case options (timeouts, layout...)
 };
 

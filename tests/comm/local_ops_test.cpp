@@ -89,11 +89,14 @@ TEST(Context, TimelineWritesChromeTrace) {
   const std::string prefix = ::testing::TempDir() + "decent_timeline_";
   ContextOptions options;
   options.timeline_prefix = prefix;
-  decent::local::run(2, [](Context& c) {
-    std::vector<double> x(100, c.rank());
-    c.neighbor_allreduce(x, x);
-    c.allreduce(x);
-  }, options);
+  decent::local::run(
+      2,
+      [](Context& c) {
+        std::vector<double> x(100, c.rank());
+        c.neighbor_allreduce(x, x);
+        c.allreduce(x);
+      },
+      options);
   for (int r = 0; r < 2; ++r) {
     std::ifstream in(prefix + std::to_string(r) + ".json");
     ASSERT_TRUE(in) << "missing timeline of rank " << r;

@@ -65,7 +65,8 @@ class RankFailurePrinter : public ::testing::EmptyTestEventListener {
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  auto world = decent::Context::create(decent::comm::make_mpi_world_transport(), decent::ContextOptions{});
+  auto world =
+      decent::Context::create(decent::comm::make_mpi_world_transport(), decent::ContextOptions{});
   auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
   if (world->rank() != 0) delete listeners.Release(listeners.default_result_printer());
   listeners.Append(new decent::testing::RankFailurePrinter(world->rank()));

@@ -14,8 +14,8 @@
 #include "decent/topology/schedule.h"
 
 #include <chrono>
-#include <cstring>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <memory>
@@ -69,9 +69,9 @@ struct NeighborAllreduceOptions {
 // Result of allgather/neighbor_allgather: concatenated elements and each contributor's count.
 struct GatherResult {
   DType dtype = DType::kFloat32;
-  std::vector<int> ranks;            // contributors in order
-  std::vector<std::size_t> counts;   // elements from each contributor
-  std::vector<std::uint8_t> data;    // concatenated payload
+  std::vector<int> ranks;           // contributors in order
+  std::vector<std::size_t> counts;  // elements from each contributor
+  std::vector<std::uint8_t> data;   // concatenated payload
   template <typename T>
   std::vector<T> as() const {
     std::vector<T> out(data.size() / sizeof(T));
@@ -86,8 +86,8 @@ class Handle {
  public:
   Handle() = default;
   explicit Handle(std::shared_ptr<detail::OpState> s) : state_(std::move(s)) {}
-  void wait();   // blocks; rethrows the operation's error
-  bool poll();   // true when done; rethrows the operation's error
+  void wait();  // blocks; rethrows the operation's error
+  bool poll();  // true when done; rethrows the operation's error
   bool valid() const { return state_ != nullptr; }
 
  private:
@@ -117,10 +117,10 @@ class Context {
 
   int rank() const;
   int size() const;
-  int local_rank() const;     // rank within its machine
-  int local_size() const;     // ranks on its machine
-  int machine_rank() const;   // index of its machine
-  int machine_size() const;   // number of machines
+  int local_rank() const;    // rank within its machine
+  int local_size() const;    // ranks on its machine
+  int machine_rank() const;  // index of its machine
+  int machine_size() const;  // number of machines
   std::string backend() const;
   const ContextOptions& options() const;
 

@@ -20,15 +20,25 @@ bool dtype_is_floating(DType t);
 template <typename T>
 constexpr DType dtype_of();
 template <>
-constexpr DType dtype_of<float>() { return DType::kFloat32; }
+constexpr DType dtype_of<float>() {
+  return DType::kFloat32;
+}
 template <>
-constexpr DType dtype_of<double>() { return DType::kFloat64; }
+constexpr DType dtype_of<double>() {
+  return DType::kFloat64;
+}
 template <>
-constexpr DType dtype_of<std::int32_t>() { return DType::kInt32; }
+constexpr DType dtype_of<std::int32_t>() {
+  return DType::kInt32;
+}
 template <>
-constexpr DType dtype_of<std::int64_t>() { return DType::kInt64; }
+constexpr DType dtype_of<std::int64_t>() {
+  return DType::kInt64;
+}
 template <>
-constexpr DType dtype_of<std::uint8_t>() { return DType::kUInt8; }
+constexpr DType dtype_of<std::uint8_t>() {
+  return DType::kUInt8;
+}
 
 enum class ReduceOp : std::uint8_t { kSum, kAverage, kMin, kMax };
 const char* reduce_op_name(ReduceOp op);
@@ -59,7 +69,7 @@ struct ConstBuffer {
   template <typename T>
   ConstBuffer(const T* d, std::size_t n) : data(d), count(n), dtype(dtype_of<T>()) {}
   template <typename T>
-  ConstBuffer(const std::vector<T>& v) : ConstBuffer(v.data(), v.size()) {}  // NOLINT
+  ConstBuffer(const std::vector<T>& v) : ConstBuffer(v.data(), v.size()) {}       // NOLINT
   ConstBuffer(const Buffer& b) : data(b.data), count(b.count), dtype(b.dtype) {}  // NOLINT
   std::size_t bytes() const { return count * dtype_size(dtype); }
 };
