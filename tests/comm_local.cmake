@@ -11,3 +11,9 @@ target_link_libraries(local_transport_tests PRIVATE decent_topology Eigen3::Eige
 target_compile_options(local_transport_tests PRIVATE ${DECENT_WARNINGS})
 gtest_discover_tests(local_transport_tests DISCOVERY_TIMEOUT 60
                      PROPERTIES TIMEOUT 60 LABELS "local")
+
+# decent::local::run needs the Context, so this one links the whole comm layer.
+add_executable(local_run_tests ${CMAKE_CURRENT_LIST_DIR}/comm_local/local_run_test.cpp)
+target_link_libraries(local_run_tests PRIVATE decent_comm GTest::gtest_main)
+target_compile_options(local_run_tests PRIVATE ${DECENT_WARNINGS})
+gtest_discover_tests(local_run_tests DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 60 LABELS "local")
