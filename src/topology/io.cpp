@@ -132,7 +132,8 @@ Graph graph_from_edges(const json& doc, const std::string& name) {
                         "edge a weight or none",
                         e, parsed[e].src, parsed[e].dst));
   }
-  const bool has_weights = weighted > 0;
+  // Without edges, given self weights make the graph "weighted" (W diagonal as given).
+  const bool has_weights = weighted > 0 || (parsed.empty() && doc.contains("self_weights"));
 
   Graph g(n, name);
   std::set<std::pair<int, int>> seen;
@@ -224,7 +225,7 @@ Graph from_json(const std::string& text) {
   json doc;
   try {
     doc = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // syntax errors and number overflow (1e999)
     fail(fmt::format("graph JSON is malformed: {}", e.what()));
   }
   if (!doc.is_object())
