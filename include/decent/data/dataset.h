@@ -87,9 +87,9 @@ Dataset load_fashion_mnist(const std::string& dir, const std::string& split,
                            PixelScaling scaling = PixelScaling::kUnit);
 
 struct SyntheticOptions {
-  // Standard deviation of the per-pixel Gaussian noise added to the class pattern. The class
-  // patterns lie in [0, 1]; at 0.35 a linear model separates the classes well but not
-  // perfectly in one pass.
+  // Standard deviation of the per-pixel Gaussian noise added to the class pattern (patterns
+  // lie in [0, 1]). At 0.35 on 28x28 images single pixels are unreliable, yet the nearest
+  // class mean classifies over 95% of the samples correctly.
   double noise_stddev = 0.35;
   // Samples drawn with different streams differ while the class patterns do not: use
   // stream 0 for a training set and stream 1 for a test set of the same task.
