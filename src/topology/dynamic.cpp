@@ -72,19 +72,71 @@ OnePeerCycle::OnePeerCycle(Graph base, std::string name)
   const int n = base_.size();
   if (n < 1) throw TopologyError("one-peer cycle: the base graph is empty");
   ordered_out_.resize(n);
-  long long period = 1;
   for (int i = 0; i < n; ++i) {
     auto& out = ordered_out_[i];
     out = base_.out_ranks(i);
     std::sort(out.begin(), out.end(),
               [&](int a, int b) { return (a - i + n) % n < (b - i + n) % n; });
-    if (!out.empty() && period > 0) {
-      const long long d = static_cast<long long>(out.size());
-      period = period / std::gcd(period, d) * d;
-      if (period > kMaxPeriod) period = 0;
-    }
+  }
+  init_period();
+}
+
+OnePeerCycle::OnePeerCycle(Graph base, std::vector<std::vector<int>> peer_order, std::string name)
+    : base_(std::move(base)),
+      name_(name.empty() ? "one-peer-" + base_.name() : std::move(name)),
+      ordered_out_(std::move(peer_order)) {
+  const int n = base_.size();
+  if (n < 1) throw TopologyError("one-peer cycle: the base graph is empty");
+  if (static_cast<int>(ordered_out_.size()) != n)
+    throw TopologyError(
+        fmt::format("{}: peer order has {} entries for {} nodes", name_, ordered_out_.size(), n));
+  for (int i = 0; i < n; ++i) {
+    auto sorted = ordered_out_[i];
+    std::sort(sorted.begin(), sorted.end());
+    if (sorted != base_.out_ranks(i))
+      throw TopologyError(fmt::format(
+          "{}: peer order of node {} is not a permutation of its out-neighbours", name_, i));
+  }
+  init_period();
+}
+
+void OnePeerCycle::init_period() {
+  long long period = 1;
+  for (const auto& out : ordered_out_) {
+    if (out.empty() || period == 0) continue;
+    const long long d = static_cast<long long>(out.size());
+    period = period / std::gcd(period, d) * d;
+    if (period > kMaxPeriod) period = 0;
   }
   period_ = static_cast<int>(period);
+}
+
+std::shared_ptr<OnePeerCycle> one_peer_hypercube(int n) {
+  const Graph cube = hypercube(n);
+  const int dims = ceil_log(n, 2);
+  std::vector<std::vector<int>> order(n);
+  for (int i = 0; i < n; ++i)
+    for (int t = 0; t < dims; ++t) order[i].push_back(i ^ (1 << t));
+  return std::make_shared<OnePeerCycle>(cube, std::move(order), "one-peer-hypercube");
+}
+
+std::shared_ptr<OnePeerCycle> one_peer_torus(GridShape shape) {
+  const Graph t = torus(shape);
+  std::vector<std::vector<int>> order(t.size());
+  for (int r = 0; r < shape.rows; ++r) {
+    for (int c = 0; c < shape.cols; ++c) {
+      const int node = r * shape.cols + c;
+      const int candidates[] = {r * shape.cols + (c + 1) % shape.cols,
+                                ((r + 1) % shape.rows) * shape.cols + c,
+                                r * shape.cols + (c + shape.cols - 1) % shape.cols,
+                                ((r + shape.rows - 1) % shape.rows) * shape.cols + c};
+      for (int peer : candidates)
+        if (peer != node &&
+            std::find(order[node].begin(), order[node].end(), peer) == order[node].end())
+          order[node].push_back(peer);
+    }
+  }
+  return std::make_shared<OnePeerCycle>(t, std::move(order), "one-peer-torus");
 }
 
 int OnePeerCycle::target_at(std::int64_t step, int node) const {

@@ -110,10 +110,10 @@ std::vector<TopologyInfo> list_topologies() {
        "steps for n a power of 2)",
        true},
       {"one-peer-ring", "dynamic: ring one neighbour per step, alternating directions", true},
-      {"one-peer-torus", "dynamic: torus one neighbour per step (one-peer-<graph>: any graph)",
-       true},
-      {"one-peer-hypercube", "dynamic: hypercube one dimension per step (pairwise exchanges)",
-       true},
+      {"one-peer-torus",
+       "dynamic: torus, one direction per step (one-peer-<graph>: any static graph)", true},
+      {"one-peer-hypercube",
+       "dynamic: i <-> i xor 2^(k mod log2 n), pairwise averaging, exact after log2 n steps", true},
       {"random-matching", "dynamic: fresh random pairing every step (seeded), weights 1/2", true},
       {"hierarchical-one-peer",
        "dynamic: exact average inside machines, one-peer exponential between machines", true},
@@ -186,6 +186,15 @@ SchedulePtr make_schedule(const std::string& name, int n, const TopologyOptions&
     check_n(n, c);
     const auto [machines, local] = machine_layout(n, options, "hierarchical-one-peer");
     return std::make_shared<HierarchicalOnePeer>(machines, local);
+  }
+  if (c == "one-peer-hypercube") return one_peer_hypercube(n);
+  if (c == "one-peer-torus") {
+    check_n(n, c);
+    const GridShape shape = options.shape.value_or(closest_factor_shape(n));
+    if (static_cast<long long>(shape.rows) * shape.cols != n)
+      throw TopologyError(
+          fmt::format("{}: shape {}x{} does not have n = {} nodes", c, shape.rows, shape.cols, n));
+    return one_peer_torus(shape);
   }
   const std::string prefix = "one-peer-";
   if (c.rfind(prefix, 0) == 0) {

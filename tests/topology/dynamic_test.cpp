@@ -93,6 +93,45 @@ TEST(OnePeerCycle, PeriodIsLcmOfOutDegrees) {
   EXPECT_EQ(OnePeerCycle(ring(6)).name(), "one-peer-ring");
 }
 
+TEST(OnePeerCycle, HypercubeExchangesAlongOneDimensionPerStep) {
+  for (int n : {2, 4, 8, 16}) {
+    const auto s = one_peer_hypercube(n);
+    for (int k = 0; k < s->period(); ++k)
+      for (int i = 0; i < n; ++i) {
+        const StepPlan p = s->plan(k, i);
+        EXPECT_EQ(p.recv, (std::vector<WeightedPeer>{{i ^ (1 << k), 0.5}}));
+        EXPECT_EQ(p.send, (std::vector<WeightedPeer>{{i ^ (1 << k), 0.5}}));
+      }
+    EXPECT_LT((schedule_product(*s, s->period()) - averaging_matrix(n)).cwiseAbs().maxCoeff(),
+              1e-12);
+  }
+  EXPECT_THROW(one_peer_hypercube(6), TopologyError);
+}
+
+TEST(OnePeerCycle, TorusShiftsEveryNodeTheSameWay) {
+  for (GridShape shape : {GridShape{4, 4}, GridShape{3, 5}, GridShape{2, 3}, GridShape{1, 4}}) {
+    const auto s = one_peer_torus(shape);
+    const int n = shape.rows * shape.cols;
+    for (int k = 0; k < s->period(); ++k) {
+      const Graph g = s->graph_at(k);
+      for (int i = 0; i < n; ++i) {
+        EXPECT_EQ(g.in_degree(i), 1) << shape.rows << "x" << shape.cols << " step " << k;
+        EXPECT_EQ(g.out_degree(i), 1);
+      }
+    }
+    EXPECT_NO_THROW(validate(*s));
+  }
+  EXPECT_EQ(one_peer_torus(GridShape{4, 4})->period(), 4);
+  EXPECT_EQ(one_peer_torus(GridShape{2, 3})->period(), 3);  // +col, +row, -col (+row = -row)
+}
+
+TEST(OnePeerCycle, ExplicitOrderMustPermuteOutNeighbours) {
+  EXPECT_THROW(OnePeerCycle(ring(4), {{1, 3}, {0, 2}, {1, 3}}), TopologyError);
+  EXPECT_THROW(OnePeerCycle(ring(4), {{1, 3}, {0, 2}, {1, 3}, {0, 1}}), TopologyError);
+  const OnePeerCycle reversed(ring(4), {{3, 1}, {0, 2}, {1, 3}, {2, 0}});
+  EXPECT_EQ(reversed.plan(0, 0).send[0].rank, 3);
+}
+
 TEST(RandomMatching, DeterministicPerStepAndAValidMatching) {
   const RandomMatching a(11, 5), b(11, 5), other_seed(11, 6);
   bool differs_across_steps = false, differs_across_seeds = false;

@@ -5,10 +5,12 @@
 //   StepPlan p = s->plan(step, rank);   // one message out, one in, weights 1/2 and 1/2
 #pragma once
 
+#include "decent/topology/generators.h"
 #include "decent/topology/graph.h"
 #include "decent/topology/schedule.h"
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -41,6 +43,10 @@ class OnePeerExponential final : public Schedule {
 class OnePeerCycle final : public Schedule {
  public:
   explicit OnePeerCycle(Graph base, std::string name = "");
+  // With an explicit order: peer_order[i] must be a permutation of base.out_ranks(i). Choosing
+  // orders where every node moves "in the same direction" makes each step a permutation (every
+  // node receives exactly one message), as one_peer_hypercube and one_peer_torus do.
+  OnePeerCycle(Graph base, std::vector<std::vector<int>> peer_order, std::string name = "");
   int size() const override { return base_.size(); }
   std::string name() const override { return name_; }
   // lcm of the out-degrees; 0 when that exceeds kMaxPeriod (treat the schedule as aperiodic).
@@ -51,6 +57,7 @@ class OnePeerCycle final : public Schedule {
   static constexpr int kMaxPeriod = 1 << 20;
 
  private:
+  void init_period();
   int target_at(std::int64_t step, int node) const;  // -1 when the node has no out-neighbour
   int receive_count(std::int64_t step, int node) const;
   Graph base_;
@@ -58,6 +65,13 @@ class OnePeerCycle final : public Schedule {
   std::vector<std::vector<int>> ordered_out_;
   int period_ = 1;
 };
+
+// One-peer hypercube (n a power of 2): at step k node i exchanges with i xor 2^(k mod log2 n),
+// weights 1/2 — a perfect matching every step, and the exact average after log2 n steps.
+std::shared_ptr<OnePeerCycle> one_peer_hypercube(int n);
+// One-peer torus: every node cycles through its +1 column, +1 row, -1 column, -1 row neighbours
+// (directions that do not exist or repeat on short sides are skipped), so every step is a shift.
+std::shared_ptr<OnePeerCycle> one_peer_torus(GridShape shape);
 
 // A fresh random matching every step: nodes are paired at random and each pair averages
 // (weights 1/2, 1/2); with n odd one node stays unmatched (self weight 1). The matching of step
