@@ -90,7 +90,7 @@ Subject build(const Args& a) {
     if (a.n_given && a.n != g.size())
       throw UsageError(fmt::format("-n {} does not match the {} nodes of graph file '{}'", a.n,
                                    g.size(), a.topology));
-    s.weights = "given";
+    s.weights = "from the file";
     if (!a.weights.empty()) {
       const topo::WeightRule rule = topo::parse_weight_rule(a.weights);
       g = topo::apply_weights(std::move(g), rule);
@@ -295,9 +295,9 @@ int run(const Args& a) {
         line += fmt::format("{}{}->{}", line.empty() ? "" : "  ", i,
                             sends[i].empty() ? "-" : join(sends[i], ","));
       else
-        plan_lines.push_back(fmt::format("  {} -> {}  ({} messages)", i,
+        plan_lines.push_back(fmt::format("  {} -> {}  ({} message{})", i,
                                          sends[i].empty() ? "-" : join(sends[i], " "),
-                                         sends[i].size()));
+                                         sends[i].size(), sends[i].size() == 1 ? "" : "s"));
     }
     if (dynamic) {
       if (shown_nodes < n) line += fmt::format("  ... ({} more nodes)", n - shown_nodes);

@@ -45,7 +45,7 @@ Graph torus(int n, WeightRule rule = WeightRule::kUniform);
 Graph torus(GridShape shape, WeightRule rule = WeightRule::kUniform);
 
 // Undirected Erdos-Renyi graph: each pair is joined with probability p. Deterministic for a
-// seed. Redraws (with the next seeds in sequence) until the graph is connected, at most
+// seed. Redraws from the same seeded stream until the graph is connected, at most
 // `max_attempts` times, then throws TopologyError suggesting a larger p.
 Graph random_graph(int n, double p, std::uint64_t seed = 0, WeightRule rule = WeightRule::kUniform,
                    int max_attempts = 100);
