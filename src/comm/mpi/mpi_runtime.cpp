@@ -47,10 +47,14 @@ static_assert(sizeof(Eigen::half) == 2 && sizeof(Eigen::bfloat16) == 2,
 
 int op_index(ReduceOp op) {
   switch (op) {
-    case ReduceOp::kSum: return 0;
-    case ReduceOp::kMin: return 1;
-    case ReduceOp::kMax: return 2;
-    case ReduceOp::kAverage: break;
+    case ReduceOp::kSum:
+      return 0;
+    case ReduceOp::kMin:
+      return 1;
+    case ReduceOp::kMax:
+      return 2;
+    case ReduceOp::kAverage:
+      break;
   }
   throw InvalidArgument(std::string("the MPI transport reduces with sum, min or max, not ") +
                         reduce_op_name(op) + " (averaging divides the sum on the caller's side)");
@@ -135,13 +139,20 @@ std::shared_ptr<Runtime> Runtime::acquire() {
 
 MPI_Datatype Runtime::datatype(DType dtype) const {
   switch (dtype) {
-    case DType::kFloat32: return MPI_FLOAT;
-    case DType::kFloat64: return MPI_DOUBLE;
-    case DType::kFloat16: return two_byte_type_;
-    case DType::kBFloat16: return two_byte_type_;
-    case DType::kInt32: return MPI_INT32_T;
-    case DType::kInt64: return MPI_INT64_T;
-    case DType::kUInt8: return MPI_UINT8_T;
+    case DType::kFloat32:
+      return MPI_FLOAT;
+    case DType::kFloat64:
+      return MPI_DOUBLE;
+    case DType::kFloat16:
+      return two_byte_type_;
+    case DType::kBFloat16:
+      return two_byte_type_;
+    case DType::kInt32:
+      return MPI_INT32_T;
+    case DType::kInt64:
+      return MPI_INT64_T;
+    case DType::kUInt8:
+      return MPI_UINT8_T;
   }
   throw InvalidArgument("unknown dtype " + std::to_string(static_cast<int>(dtype)));
 }

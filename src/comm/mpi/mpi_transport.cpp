@@ -26,7 +26,8 @@ namespace {
 class OwnedDatatype {
  public:
   OwnedDatatype() = default;
-  OwnedDatatype(OwnedDatatype&& other) noexcept : type_(std::exchange(other.type_, MPI_DATATYPE_NULL)) {}
+  OwnedDatatype(OwnedDatatype&& other) noexcept
+      : type_(std::exchange(other.type_, MPI_DATATYPE_NULL)) {}
   OwnedDatatype& operator=(OwnedDatatype&& other) noexcept {
     if (this != &other) {
       reset();
@@ -81,8 +82,8 @@ ByteLayout byte_layout(std::size_t bytes, std::size_t max_count, OwnedDatatype& 
     whole = std::move(body);
   }
   holder.reset();
-  check(MPI_Type_create_resized(whole.get(), 0, static_cast<MPI_Aint>(bytes), holder.out()),
-        where, op);
+  check(MPI_Type_create_resized(whole.get(), 0, static_cast<MPI_Aint>(bytes), holder.out()), where,
+        op);
   check(MPI_Type_commit(holder.out()), where, op);
   return {1, holder.get()};
 }
@@ -170,7 +171,9 @@ class MpiRequest final : public Request {
 };
 
 // Completes a request that has no deadline, still polling with backoff.
-void wait_forever(Request& request) { request.wait_until(Clock::time_point::max()); }
+void wait_forever(Request& request) {
+  request.wait_until(Clock::time_point::max());
+}
 
 std::string describe(MPI_Comm comm, int rank, int size) {
   int compare = MPI_UNEQUAL;
@@ -325,8 +328,8 @@ class ReceiveRequest final : public Request {
       if (slot.request != MPI_REQUEST_NULL) MPI_Request_free(&slot.request);
       try {
         check(code, matcher_->where(),
-              fmt::format("receive of {} bytes from rank {} (tag {})", slot.message_bytes,
-                          slot.src, slot.tag));
+              fmt::format("receive of {} bytes from rank {} (tag {})", slot.message_bytes, slot.src,
+                          slot.tag));
       } catch (...) {
         fail(std::current_exception());
       }
@@ -412,8 +415,8 @@ MpiTransport::~MpiTransport() {
 
 void MpiTransport::check_peer(int peer, const char* operation, const char* role) const {
   if (peer < 0 || peer >= size_) {
-    throw InvalidArgument(fmt::format("{}: {}: {} rank {} is outside [0, {})", where_, operation,
-                                      role, peer, size_));
+    throw InvalidArgument(
+        fmt::format("{}: {}: {} rank {} is outside [0, {})", where_, operation, role, peer, size_));
   }
 }
 
@@ -466,10 +469,10 @@ RequestPtr MpiTransport::iallreduce(void* data, std::size_t count, DType dtype, 
     throw InvalidArgument(fmt::format("{}: allreduce of {} {} elements in a null buffer", where_,
                                       count, dtype_name(dtype)));
   }
-  auto request = std::make_unique<MpiRequest>(
-      MpiRequest::Kind::kCollective, where_,
-      fmt::format("MPI_Iallreduce ({}) of {} {} elements", reduce_op_name(op), count,
-                  dtype_name(dtype)));
+  auto request =
+      std::make_unique<MpiRequest>(MpiRequest::Kind::kCollective, where_,
+                                   fmt::format("MPI_Iallreduce ({}) of {} {} elements",
+                                               reduce_op_name(op), count, dtype_name(dtype)));
   // Counts above max_count run as consecutive allreduces; every rank splits identically, and MPI
   // matches nonblocking collectives on a communicator in the order they were started.
   auto* bytes = static_cast<unsigned char*>(data);
@@ -492,9 +495,9 @@ RequestPtr MpiTransport::ibroadcast(void* data, std::size_t bytes, int root) {
     throw InvalidArgument(
         fmt::format("{}: broadcast of {} bytes with a null buffer", where_, bytes));
   }
-  auto request = std::make_unique<MpiRequest>(
-      MpiRequest::Kind::kCollective, where_,
-      fmt::format("MPI_Ibcast of {} bytes from rank {}", bytes, root));
+  auto request =
+      std::make_unique<MpiRequest>(MpiRequest::Kind::kCollective, where_,
+                                   fmt::format("MPI_Ibcast of {} bytes from rank {}", bytes, root));
   const ByteLayout layout =
       byte_layout(bytes, options_.max_count, request->datatype(), where_, request->operation());
   MPI_Request started = MPI_REQUEST_NULL;
@@ -507,9 +510,9 @@ RequestPtr MpiTransport::iallgather(const void* send, std::size_t bytes, void* r
     throw InvalidArgument(
         fmt::format("{}: allgather of {} bytes per rank with a null buffer", where_, bytes));
   }
-  auto request = std::make_unique<MpiRequest>(
-      MpiRequest::Kind::kCollective, where_,
-      fmt::format("MPI_Iallgather of {} bytes per rank", bytes));
+  auto request =
+      std::make_unique<MpiRequest>(MpiRequest::Kind::kCollective, where_,
+                                   fmt::format("MPI_Iallgather of {} bytes per rank", bytes));
   const ByteLayout layout =
       byte_layout(bytes, options_.max_count, request->datatype(), where_, request->operation());
   // MPI forbids aliasing send and receive buffers; a contribution already in place says so.

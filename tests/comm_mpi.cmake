@@ -1,0 +1,17 @@
+# MPI transport tests (multi-process, run under mpiexec) and the decentrun launcher tests.
+
+# Built from the MPI backend's own sources rather than decent_comm, so that these tests depend on
+# nothing but the transport interface and the MPI backend.
+file(GLOB DECENT_MPI_BACKEND_SRC CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/comm/mpi/*.cpp)
+add_executable(mpi_transport_tests
+  comm_mpi/mpi_test_main.cpp
+  comm_mpi/mpi_transport_test.cpp
+  ${DECENT_MPI_BACKEND_SRC}
+  ${PROJECT_SOURCE_DIR}/src/comm/types.cpp)
+target_include_directories(mpi_transport_tests PRIVATE ${PROJECT_SOURCE_DIR}/src)
+target_link_libraries(mpi_transport_tests PRIVATE decent_topology MPI::MPI_CXX GTest::gtest
+                                                  Threads::Threads)
+target_compile_options(mpi_transport_tests PRIVATE ${DECENT_WARNINGS})
+foreach(n 1 2 3 4 5 8)
+  decent_add_mpi_test(mpi_transport_np${n} mpi_transport_tests ${n})
+endforeach()
