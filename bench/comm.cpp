@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 #include <mpi.h>
+#include <sched.h>
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -21,6 +22,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <fstream>
 #include <functional>
@@ -109,13 +111,18 @@ void check_mpi(int code, const char* what) {
 
 // Rank r starts with x_i = (r + 1) * pattern(i). Every operation is linear with weights that
 // do not depend on i, so its result is E * pattern(i) where E is a per-rank scalar.
+constexpr std::size_t kPatternPeriod = 1021;
 float pattern(std::size_t i) {
-  return 1.0f + 0.01f * static_cast<float>(i % 1021);
+  return 1.0f + 0.01f * static_cast<float>(i % kPatternPeriod);
 }
 
 void fill(float* x, std::size_t count, int rank) {
   const float scale = static_cast<float>(rank + 1);
-  for (std::size_t i = 0; i < count; ++i) x[i] = scale * pattern(i);
+  const std::size_t head = std::min(count, kPatternPeriod);
+  for (std::size_t i = 0; i < head; ++i) x[i] = scale * pattern(i);
+  // The pattern repeats, so the rest is copied from the first period (memory speed, no division).
+  for (std::size_t begin = head; begin < count; begin += kPatternPeriod)
+    std::memcpy(x + begin, x, std::min(kPatternPeriod, count - begin) * sizeof(float));
 }
 
 // x <- self_weight * x + sum_k weights[k] * sources[k], in cache-sized blocks: the one pass
@@ -130,6 +137,28 @@ void weighted_average(float* x, std::size_t count, float self_weight,
       const float* s = sources[k];
       const float w = weights[k];
       for (std::size_t i = begin; i < end; ++i) x[i] += w * s[i];
+    }
+  }
+}
+
+// Completes MPI requests the way decent's transport waits: MPI_Test, a few sched_yield()s, then
+// sleeps growing from 20 us to 1 ms (Request::wait_until). Used by the diagnostic operations
+// that separate the cost of that polling from the rest of our implementation.
+void wait_with_backoff(std::vector<MPI_Request>& requests) {
+  int spins = 0;
+  auto sleep = std::chrono::microseconds(20);
+  while (true) {
+    int done = 0;
+    check_mpi(
+        MPI_Testall(static_cast<int>(requests.size()), requests.data(), &done, MPI_STATUSES_IGNORE),
+        "MPI_Testall");
+    if (done) return;
+    if (spins < 16) {
+      ++spins;
+      sched_yield();
+    } else {
+      std::this_thread::sleep_for(sleep);
+      sleep = std::min(sleep * 2, std::chrono::microseconds(1000));
     }
   }
 }
@@ -192,6 +221,23 @@ class Harness {
                    "MPI_Isend/Irecv with every exponential-graph neighbour, then average", "",
                    [this](float* x, std::size_t count, std::int64_t) { raw_exponential(x, count); },
                    [this](std::int64_t) { return exponential_scale(); }});
+    // Diagnostics (not run by default): the raw patterns as our implementation issues them.
+    ops.push_back(
+        {"mpi-iallreduce", "MPI_Iallreduce + MPI_Wait, sum, in place", "mpi-allreduce",
+         [this](float* x, std::size_t count, std::int64_t) { raw_iallreduce(x, count, false); },
+         [this](std::int64_t) { return size_ * (size_ + 1) / 2.0; }});
+    ops.push_back(
+        {"mpi-iallreduce-poll", "MPI_Iallreduce completed by MPI_Test with decent's sleep backoff",
+         "mpi-allreduce",
+         [this](float* x, std::size_t count, std::int64_t) { raw_iallreduce(x, count, true); },
+         [this](std::int64_t) { return size_ * (size_ + 1) / 2.0; }});
+    ops.push_back({"mpi-one-peer-poll",
+                   "MPI_Irecv/Isend with the one peer, MPI_Test with decent's sleep backoff",
+                   "mpi-one-peer",
+                   [this](float* x, std::size_t count, std::int64_t step) {
+                     raw_one_peer_polled(x, count, step);
+                   },
+                   [this](std::int64_t step) { return one_peer_scale(step); }});
     for (bool check : {true, false}) {
       const std::string suffix = check ? "" : "-nocheck";
       const std::string note = check ? "" : ", check_consistency off";
@@ -269,6 +315,31 @@ class Harness {
         MPI_Sendrecv(x, static_cast<int>(count), MPI_FLOAT, dst, 0, in, static_cast<int>(count),
                      MPI_FLOAT, src, 0, raw_comm_, MPI_STATUS_IGNORE),
         "MPI_Sendrecv");
+    weighted_average(x, count, 0.5f, {in}, {0.5f});
+  }
+
+  void raw_iallreduce(float* x, std::size_t count, bool poll_with_backoff) {
+    std::vector<MPI_Request> request(1);
+    check_mpi(MPI_Iallreduce(MPI_IN_PLACE, x, static_cast<int>(count), MPI_FLOAT, MPI_SUM,
+                             raw_comm_, request.data()),
+              "MPI_Iallreduce");
+    if (poll_with_backoff)
+      wait_with_backoff(request);
+    else
+      check_mpi(MPI_Wait(request.data(), MPI_STATUS_IGNORE), "MPI_Wait");
+  }
+
+  void raw_one_peer_polled(float* x, std::size_t count, std::int64_t step) {
+    const int offset = one_peer_->offset_at(step);
+    const int dst = (rank_ + offset) % size_;
+    const int src = (rank_ - offset + size_) % size_;
+    float* in = recv_[0].data();
+    std::vector<MPI_Request> requests(2);
+    check_mpi(MPI_Irecv(in, static_cast<int>(count), MPI_FLOAT, src, 2, raw_comm_, &requests[0]),
+              "MPI_Irecv");
+    check_mpi(MPI_Isend(x, static_cast<int>(count), MPI_FLOAT, dst, 2, raw_comm_, &requests[1]),
+              "MPI_Isend");
+    wait_with_backoff(requests);
     weighted_average(x, count, 0.5f, {in}, {0.5f});
   }
 
