@@ -260,10 +260,10 @@ void DecentOptimizer::load(InputArchive& archive) {
 
 namespace {
 
-std::vector<torch::optim::OptimizerParamGroup> groups_of(
-    const std::unique_ptr<torch::optim::Optimizer>& base, const std::string& algorithm) {
+const torch::optim::Optimizer& checked_base(const std::unique_ptr<torch::optim::Optimizer>& base,
+                                            const std::string& algorithm) {
   if (!base) throw InvalidArgument(fmt::format("{}: the base optimizer is null", algorithm));
-  return base->param_groups();
+  return *base;
 }
 
 }  // namespace
@@ -271,8 +271,8 @@ std::vector<torch::optim::OptimizerParamGroup> groups_of(
 DecentralizedWrapper::DecentralizedWrapper(std::unique_ptr<torch::optim::Optimizer> base,
                                            ContextPtr ctx, WrapperOptions options,
                                            std::string algorithm)
-    : DecentOptimizer(groups_of(base, algorithm), base->defaults().clone(), std::move(ctx),
-                      algorithm),
+    : DecentOptimizer(checked_base(base, algorithm).param_groups(),
+                      checked_base(base, algorithm).defaults().clone(), std::move(ctx), algorithm),
       base_(std::move(base)),
       options_(options) {
   detail::check_at_least(where(), "gossip_rounds", options_.gossip_rounds, 1);

@@ -13,6 +13,7 @@
 
 #include <cmath>
 #include <functional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
