@@ -15,3 +15,22 @@ target_compile_options(mpi_transport_tests PRIVATE ${DECENT_WARNINGS})
 foreach(n 1 2 3 4 5 8)
   decent_add_mpi_test(mpi_transport_np${n} mpi_transport_tests ${n})
 endforeach()
+
+# decentrun: a small MPI program to launch, and tests that run the launcher as a user would.
+add_executable(decentrun_test_program
+  comm_mpi/decentrun_test_program.cpp
+  ${DECENT_MPI_BACKEND_SRC}
+  ${PROJECT_SOURCE_DIR}/src/comm/types.cpp)
+target_include_directories(decentrun_test_program PRIVATE ${PROJECT_SOURCE_DIR}/src)
+target_link_libraries(decentrun_test_program PRIVATE decent_topology MPI::MPI_CXX Threads::Threads)
+target_compile_options(decentrun_test_program PRIVATE ${DECENT_WARNINGS})
+
+add_executable(decentrun_tests comm_mpi/decentrun_test.cpp)
+target_link_libraries(decentrun_tests PRIVATE GTest::gtest_main Threads::Threads)
+target_compile_options(decentrun_tests PRIVATE ${DECENT_WARNINGS})
+target_compile_definitions(decentrun_tests PRIVATE
+  DECENTRUN_PATH="$<TARGET_FILE:decentrun>"
+  TEST_PROGRAM_PATH="$<TARGET_FILE:decentrun_test_program>")
+add_dependencies(decentrun_tests decentrun decentrun_test_program)
+add_test(NAME decentrun_tests COMMAND decentrun_tests)
+set_tests_properties(decentrun_tests PROPERTIES TIMEOUT 300 LABELS mpi PROCESSORS 2)
