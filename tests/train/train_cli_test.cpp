@@ -1,0 +1,334 @@
+// decent-train as a user runs it: exit codes and messages of bad command lines, short training
+// runs on the synthetic dataset whose loss falls and accuracy rises above chance, the metrics
+// file, and resume from a checkpoint reproducing the uninterrupted run.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr
+};
+
+std::string quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+Result run_train(const std::vector<std::string>& args) {
+  std::string command = quote(DECENT_TRAIN_EXE);
+  for (const auto& a : args) command += " " + quote(a);
+  command += " 2>&1";
+  Result result;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return result;
+  std::array<char, 4096> chunk{};
+  std::size_t got = 0;
+  while ((got = std::fread(chunk.data(), 1, chunk.size(), pipe)) > 0) {
+    result.output.append(chunk.data(), got);
+  }
+  const int status = ::pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return result;
+}
+
+std::string scratch_dir(const std::string& name) {
+  const fs::path dir = fs::path(DECENT_TRAIN_TEST_DIR) / "cli" / name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir.string();
+}
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
+// A short synthetic run: 3 ranks, 3000 samples, batch 32 per rank -> 32 steps per epoch.
+std::vector<std::string> synthetic_run(const std::string& algorithm, const std::string& topology) {
+  return {"--local",
+          "3",
+          "--dataset",
+          "synthetic",
+          "--synthetic-samples",
+          "3000",
+          "--model",
+          "mlp",
+          "--batch-size",
+          "32",
+          "--lr",
+          "0.05",
+          "--seed",
+          "7",
+          "--algorithm",
+          algorithm,
+          "--topology",
+          topology};
+}
+
+std::vector<std::string> operator+(std::vector<std::string> a, const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+// ---------------------------------------------------------------- usage errors
+
+void expect_usage_error(const std::vector<std::string>& args,
+                        const std::vector<std::string>& message_parts) {
+  const Result r = run_train(args);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  for (const auto& part : message_parts) {
+    EXPECT_NE(r.output.find(part), std::string::npos) << "expected '" << part << "' in:\n"
+                                                      << r.output;
+  }
+}
+
+const std::vector<std::string> kBase = {"--local", "2", "--dataset", "synthetic"};
+
+TEST(TrainCliTest, UnknownNamesListTheValidOnes) {
+  expect_usage_error(kBase + std::vector<std::string>{"--algorithm", "sgdx", "--topology", "ring"},
+                     {"unknown --algorithm 'sgdx'", "pmsgd", "dmsgd", "decentlam", "qg-dmsgd"});
+  expect_usage_error(kBase + std::vector<std::string>{"--algorithm", "dmsgd", "--topology", "blob"},
+                     {"blob", "ring", "one-peer-exponential"});
+  expect_usage_error(kBase + std::vector<std::string>{"--algorithm", "dmsgd", "--topology", "ring",
+                                                      "--model", "vgg"},
+                     {"unknown --model 'vgg'", "mlp", "cnn", "logreg"});
+  expect_usage_error(
+      {"--local", "2", "--dataset", "imagenet", "--algorithm", "dmsgd", "--topology", "ring"},
+      {"unknown --dataset 'imagenet'", "fashion-mnist", "synthetic"});
+}
+
+TEST(TrainCliTest, OutOfRangeValuesAreUsageErrors) {
+  const std::vector<std::string> run = {"--algorithm", "dmsgd", "--topology", "ring"};
+  expect_usage_error(kBase + run + std::vector<std::string>{"--batch-size", "0"},
+                     {"--batch-size must be >= 1, got 0"});
+  expect_usage_error(kBase + run + std::vector<std::string>{"--epochs", "-1"},
+                     {"--epochs must be >= 0, got -1"});
+  expect_usage_error(
+      {"--local", "0", "--dataset", "synthetic", "--algorithm", "dmsgd", "--topology", "ring"},
+      {"--local must be >= 1, got 0"});
+  expect_usage_error(kBase + run + std::vector<std::string>{"--slow-rank", "5", "--slowdown", "2"},
+                     {"--slow-rank 5"});
+  expect_usage_error(kBase + std::vector<std::string>{"--topology", "ring"},
+                     {"missing --algorithm"});
+  expect_usage_error(kBase + run + std::vector<std::string>{"--bogus"}, {"--bogus"});
+}
+
+TEST(TrainCliTest, MissingDataDirNamesThePackage) {
+  expect_usage_error({"--local", "2", "--algorithm", "dmsgd", "--topology", "ring", "--data-dir",
+                      "/nonexistent/fashion"},
+                     {"/nonexistent/fashion", "dataset-fashion-mnist"});
+  // A directory without the files: the missing file is named.
+  const std::string empty = scratch_dir("empty-data");
+  expect_usage_error(
+      {"--local", "2", "--algorithm", "dmsgd", "--topology", "ring", "--data-dir", empty},
+      {"train-images-idx3-ubyte", "dataset-fashion-mnist"});
+}
+
+TEST(TrainCliTest, ResumeNeedsACheckpoint) {
+  const std::vector<std::string> run = {"--algorithm", "dmsgd", "--topology", "ring"};
+  expect_usage_error(kBase + run + std::vector<std::string>{"--resume"},
+                     {"--resume needs --checkpoint"});
+  const std::string empty = scratch_dir("empty-checkpoint");
+  expect_usage_error(kBase + run + std::vector<std::string>{"--resume", "--checkpoint", empty},
+                     {"--resume", "no checkpoint"});
+}
+
+TEST(TrainCliTest, ListsAlgorithmsAndTopologies) {
+  Result r = run_train({"--list-algorithms"});
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* name : {"pmsgd", "dsgd", "dmsgd", "decentlam", "qg-dmsgd"}) {
+    EXPECT_NE(r.output.find(name), std::string::npos) << name;
+  }
+  r = run_train({"--list-topologies"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.output.find("one-peer-exponential"), std::string::npos);
+}
+
+// ---------------------------------------------------------------- training runs
+
+const char* const kEpochFields[] = {"epoch",
+                                    "train_loss",
+                                    "test_accuracy_avg",
+                                    "test_accuracy_local",
+                                    "consensus_distance",
+                                    "samples_per_sec",
+                                    "bytes_sent_per_rank",
+                                    "wall_time_s"};
+
+// Trains 2 epochs and checks what the maths promises: the loss falls, the averaged model beats
+// chance (10 classes) by far, communication was counted.
+void check_learns(const std::string& algorithm, const std::string& topology) {
+  const std::string dir = scratch_dir(algorithm + "-" + topology);
+  const std::string metrics = dir + "/metrics.json";
+  const Result r = run_train(synthetic_run(algorithm, topology) +
+                             std::vector<std::string>{"--epochs", "2", "--metrics", metrics});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("epoch 1/2"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("epoch 2/2"), std::string::npos) << r.output;
+
+  const nlohmann::json doc = read_json(metrics);
+  EXPECT_EQ(doc["algorithm"], algorithm);
+  EXPECT_EQ(doc["topology"], topology);
+  EXPECT_EQ(doc["world_size"], 3);
+  ASSERT_TRUE(doc["config"].is_object());
+  EXPECT_EQ(doc["config"]["model"], "mlp");
+  EXPECT_EQ(doc["config"]["batch_size"], 32);
+  EXPECT_EQ(doc["config"]["total_batch_size"], 96);
+  ASSERT_EQ(doc["epochs"].size(), 2u);
+  for (const auto& e : doc["epochs"]) {
+    for (const char* field : kEpochFields) {
+      ASSERT_TRUE(e.contains(field)) << field;
+      EXPECT_TRUE(e[field].is_number()) << field << " = " << e[field];
+    }
+  }
+  const auto& first = doc["epochs"][0];
+  const auto& last = doc["epochs"][1];
+  EXPECT_EQ(first["epoch"], 1);
+  EXPECT_EQ(last["epoch"], 2);
+  EXPECT_LT(last["train_loss"].get<double>(), first["train_loss"].get<double>());
+  EXPECT_LT(first["train_loss"].get<double>(), 2.302585);  // below the loss of a uniform guess
+  EXPECT_GT(last["test_accuracy_avg"].get<double>(), 0.5);
+  EXPECT_GT(last["test_accuracy_local"].get<double>(), 0.5);
+  EXPECT_GE(last["consensus_distance"].get<double>(), 0.0);
+  EXPECT_GT(last["samples_per_sec"].get<double>(), 0.0);
+  EXPECT_GT(last["bytes_sent_per_rank"].get<double>(), first["bytes_sent_per_rank"].get<double>());
+  EXPECT_GT(last["wall_time_s"].get<double>(), first["wall_time_s"].get<double>());
+}
+
+TEST(TrainRunTest, DmsgdOnRingLearns) {
+  check_learns("dmsgd", "ring");
+}
+TEST(TrainRunTest, DecentLamOnOnePeerExponentialLearns) {
+  check_learns("decentlam", "one-peer-exponential");
+}
+TEST(TrainRunTest, PmsgdLearnsAndKeepsRanksIdentical) {
+  check_learns("pmsgd", "ring");
+  // Exact gradient averaging from a common start: the models never differ, so the averaged
+  // and the local model score the same and the consensus distance is zero.
+  const nlohmann::json doc =
+      read_json(fs::path(DECENT_TRAIN_TEST_DIR) / "cli" / "pmsgd-ring" / "metrics.json");
+  for (const auto& e : doc["epochs"]) {
+    EXPECT_EQ(e["consensus_distance"].get<double>(), 0.0);
+    EXPECT_EQ(e["test_accuracy_avg"], e["test_accuracy_local"]);
+  }
+}
+TEST(TrainRunTest, QgDmsgdOnRingLearns) {
+  check_learns("qg-dmsgd", "ring");
+}
+
+// ---------------------------------------------------------------- resume
+
+// Runs `epochs` epochs straight, then the same split at `split` (by --epochs split or by
+// --stop-after-epoch split) and resumed; the metrics of every epoch after the split must be
+// identical except wall time and throughput.
+void check_resume_reproduces(const std::string& name, const std::vector<std::string>& run,
+                             int epochs, int split, bool stop_after) {
+  const std::string dir = scratch_dir(name);
+  const std::string straight = dir + "/straight.json";
+  const std::string resumed = dir + "/resumed.json";
+  const std::string checkpoint = dir + "/checkpoint";
+  Result r = run_train(
+      run + std::vector<std::string>{"--epochs", std::to_string(epochs), "--metrics", straight});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::vector<std::string> first =
+      run + std::vector<std::string>{"--metrics", resumed, "--checkpoint", checkpoint};
+  if (stop_after) {
+    first = first + std::vector<std::string>{"--epochs", std::to_string(epochs),
+                                             "--stop-after-epoch", std::to_string(split)};
+  } else {
+    first = first + std::vector<std::string>{"--epochs", std::to_string(split)};
+  }
+  r = run_train(first);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  ASSERT_TRUE(fs::exists(checkpoint + "/manifest.json"));
+  EXPECT_EQ(read_json(checkpoint + "/manifest.json")["epoch"], split);
+  EXPECT_EQ(read_json(resumed)["epochs"].size(), static_cast<std::size_t>(split));
+  r = run_train(run + std::vector<std::string>{"--epochs", std::to_string(epochs), "--metrics",
+                                               resumed, "--checkpoint", checkpoint, "--resume"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("resumed"), std::string::npos) << r.output;
+
+  const nlohmann::json a = read_json(straight);
+  const nlohmann::json b = read_json(resumed);
+  ASSERT_EQ(a["epochs"].size(), static_cast<std::size_t>(epochs));
+  ASSERT_EQ(b["epochs"].size(), static_cast<std::size_t>(epochs));
+  for (int e = 0; e < epochs; ++e) {
+    for (const char* field : {"epoch", "train_loss", "test_accuracy_avg", "test_accuracy_local",
+                              "consensus_distance", "bytes_sent_per_rank", "lr", "steps"}) {
+      // Bitwise: the JSON text holds doubles exactly.
+      EXPECT_EQ(a["epochs"][e][field], b["epochs"][e][field])
+          << "epoch " << e + 1 << " field " << field;
+    }
+  }
+  // Only the two newest epochs stay on disk.
+  EXPECT_TRUE(fs::exists(checkpoint + "/rank-00000/epoch-" +
+                         std::string(6 - std::to_string(epochs).size(), '0') +
+                         std::to_string(epochs) + ".pt"));
+  int files = 0;
+  for (const auto& entry : fs::directory_iterator(checkpoint + "/rank-00002")) {
+    (void)entry;
+    ++files;
+  }
+  EXPECT_EQ(files, 2);
+}
+
+TEST(TrainResumeTest, DmsgdRingThreeEpochsEqualsTwoPlusResume) {
+  check_resume_reproduces("resume-dmsgd", synthetic_run("dmsgd", "ring"), 3, 2, false);
+}
+
+// A dynamic topology, adapt-with-combine with the neighbour average prefetched across the
+// checkpoint, a cosine schedule with warm-up and a Dirichlet partition.
+TEST(TrainResumeTest, OverlappedDynamicCosineRunResumesExactly) {
+  check_resume_reproduces(
+      "resume-awc",
+      synthetic_run("awc-dmsgd", "one-peer-exponential") +
+          std::vector<std::string>{"--lr-schedule", "cosine", "--warmup-epochs", "1", "--partition",
+                                   "dirichlet", "--alpha", "0.3"},
+      3, 1, true);
+}
+
+TEST(TrainResumeTest, ResumeWithOtherOptionsIsRefused) {
+  const std::string dir = scratch_dir("resume-mismatch");
+  const std::string checkpoint = dir + "/checkpoint";
+  Result r = run_train(synthetic_run("dsgd", "ring") +
+                       std::vector<std::string>{"--epochs", "1", "--checkpoint", checkpoint,
+                                                "--max-steps-per-epoch", "4"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_train(synthetic_run("dsgd", "ring") +
+                std::vector<std::string>{"--epochs", "2", "--checkpoint", checkpoint,
+                                         "--max-steps-per-epoch", "4", "--lr", "0.2", "--resume"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--lr: checkpoint 0.05, now 0.2"), std::string::npos) << r.output;
+}
+
+// ---------------------------------------------------------------- MPI
+
+// Checks the metrics written by the ctest entry train.mpi_synthetic (2 MPI processes).
+TEST(TrainMpiTest, TwoProcessRunWroteItsMetrics) {
+  const std::string path = std::string(DECENT_TRAIN_TEST_DIR) + "/mpi/metrics.json";
+  ASSERT_TRUE(fs::exists(path)) << path << " is missing: did train.mpi_synthetic run?";
+  const nlohmann::json doc = read_json(path);
+  EXPECT_EQ(doc["world_size"], 2);
+  EXPECT_EQ(doc["config"]["backend"], "mpi");
+  ASSERT_EQ(doc["epochs"].size(), 2u);
+  EXPECT_LT(doc["epochs"][1]["train_loss"].get<double>(),
+            doc["epochs"][0]["train_loss"].get<double>());
+  EXPECT_GT(doc["epochs"][1]["test_accuracy_avg"].get<double>(), 0.5);
+  EXPECT_GT(doc["epochs"][1]["bytes_sent_per_rank"].get<double>(), 0.0);
+}
+
+}  // namespace
