@@ -196,6 +196,10 @@ const std::vector<TopologyCase> kTopologies = {{"single", "ring", 1},
                                                {"onepeer4", "one-peer-exponential", 4},
                                                {"exponential5", "exponential", 5}};
 
+void PrintTo(const TopologyCase& t, std::ostream* os) {
+  *os << t.label;
+}
+
 std::string label(std::string s) {
   for (auto& ch : s)
     if (ch == '-') ch = '_';
