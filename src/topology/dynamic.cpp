@@ -193,9 +193,19 @@ std::vector<int> RandomMatching::matching(std::int64_t step) const {
   return partner;
 }
 
+std::shared_ptr<const std::vector<int>> RandomMatching::cached_matching(std::int64_t step) const {
+  std::lock_guard<std::mutex> lock(cache_mutex_);
+  if (!cached_ || cached_step_ != step) {
+    cached_ = std::make_shared<const std::vector<int>>(matching(step));
+    cached_step_ = step;
+  }
+  return cached_;
+}
+
 Graph RandomMatching::graph_at(std::int64_t step) const {
   Graph g(n_, name());
-  const auto partner = matching(step);
+  const auto shared_partner = cached_matching(step);
+  const auto& partner = *shared_partner;
   for (int i = 0; i < n_; ++i) {
     if (partner[i] < 0) continue;
     g.set_self_weight(i, 0.5);
@@ -206,7 +216,7 @@ Graph RandomMatching::graph_at(std::int64_t step) const {
 
 StepPlan RandomMatching::plan(std::int64_t step, int rank) const {
   check_rank(rank, n_, "random-matching");
-  const int partner = matching(step)[rank];
+  const int partner = (*cached_matching(step))[rank];
   StepPlan p;
   if (partner < 0) return p;
   p.self_weight = 0.5;

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -88,8 +89,14 @@ class RandomMatching final : public Schedule {
   std::vector<int> matching(std::int64_t step) const;
 
  private:
+  // The matching costs O(n); plan() is called once per rank with the same step, so the last
+  // one is kept (guarded: ranks of the local backend are threads sharing the schedule).
+  std::shared_ptr<const std::vector<int>> cached_matching(std::int64_t step) const;
   int n_;
   std::uint64_t seed_;
+  mutable std::mutex cache_mutex_;
+  mutable std::int64_t cached_step_ = -1;
+  mutable std::shared_ptr<const std::vector<int>> cached_;
 };
 
 // Machine-level one-peer exponential for clusters of `machines` x `local_size` ranks
