@@ -362,6 +362,24 @@ TEST(Decentrun, AFailedRankEndsTheJob) {
   EXPECT_FALSE(has(result.err, "still running")) << result.err;
 }
 
+TEST(Decentrun, AnUncaughtExceptionEndsTheJob) {
+  const Result result = run({kDecentrun, "-np", "3", kProgram, "--throw-on", "2"});
+  EXPECT_NE(result.exit_code, 0) << result.out << result.err;
+  EXPECT_LT(result.seconds, 60) << "the other ranks waited for the failed one";
+  EXPECT_TRUE(has(result.err, "deliberate uncaught exception")) << result.err;
+  EXPECT_FALSE(has(result.err, "still running")) << result.err;
+}
+
+TEST(Decentrun, ARankExitingWithAnErrorEndsTheJob) {
+  // Without the abort at exit, rank 1 would wait in MPI_Finalize for ranks waiting for it.
+  const Result result =
+      run({kDecentrun, "-np", "3", kProgram, "--exit-code", "5", "--quit-on", "1"});
+  EXPECT_EQ(result.exit_code, 5) << result.out << result.err;
+  EXPECT_LT(result.seconds, 60) << "the other ranks waited for the failed one";
+  EXPECT_TRUE(has(result.err, "world rank 1 exits with status 5")) << result.err;
+  EXPECT_FALSE(has(result.err, "still running")) << result.err;
+}
+
 TEST(Decentrun, ForwardsSigtermToMpirun) {
   const auto start = Clock::now();
   Process process({kDecentrun, "-np", "2", kProgram, "--sleep", "100"}, clean_env());

@@ -1,14 +1,19 @@
 // A small MPI program for the decentrun tests. Each rank prints one line describing what it
 // sees; options make a rank exit with a code, fail through the transport, or sleep.
-//   decentrun_test_program [--exit-code K --on-rank R] [--fail-on R] [--sleep SECONDS]
+//   decentrun_test_program [--exit-code K] [--on-rank R] [--quit-on R] [--fail-on R]
+//                          [--throw-on R] [--sleep SECONDS]
+// --on-rank R: rank R exits with K at the end; --quit-on R: rank R returns K at once while the
+// others wait for it.
 #include "comm/mpi/mpi_transport.h"
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -25,6 +30,8 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   int exit_rank = -1;
   int fail_rank = -1;
+  int throw_rank = -1;
+  int quit_rank = -1;
   int sleep_seconds = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string option = argv[i];
@@ -35,6 +42,10 @@ int main(int argc, char** argv) {
       exit_rank = value;
     } else if (option == "--fail-on") {
       fail_rank = value;
+    } else if (option == "--throw-on") {
+      throw_rank = value;
+    } else if (option == "--quit-on") {
+      quit_rank = value;
     } else if (option == "--sleep") {
       sleep_seconds = value;
     } else {
@@ -54,14 +65,17 @@ int main(int argc, char** argv) {
       env("DECENT_TIMEOUT_MS").c_str());
   std::fflush(stdout);
 
-  if (fail_rank >= 0) {
+  const int failing_rank = std::max({fail_rank, throw_rank, quit_rank});
+  if (failing_rank >= 0) {
     if (world->rank() == fail_rank) world->fail("deliberate failure for the launcher test");
+    if (world->rank() == throw_rank) throw std::runtime_error("deliberate uncaught exception");
+    if (world->rank() == quit_rank) return exit_code;
     // The others wait for a message that never comes; the job must end anyway.
     char byte = 0;
-    auto never = world->irecv(&byte, 1, fail_rank, 1);
+    auto never = world->irecv(&byte, 1, failing_rank, 1);
     never->wait_until(decent::Clock::now() + std::chrono::seconds(120));
     std::fprintf(stderr, "rank %d: still running 120 s after rank %d failed\n", world->rank(),
-                 fail_rank);
+                 failing_rank);
     return 3;
   }
   if (sleep_seconds > 0) std::this_thread::sleep_for(std::chrono::seconds(sleep_seconds));

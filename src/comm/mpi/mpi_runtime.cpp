@@ -2,6 +2,7 @@
 
 #include <Eigen/Core>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -94,13 +95,45 @@ void Runtime::free_mpi_objects() {
   if (two_byte_type_ != MPI_DATATYPE_NULL) MPI_Type_free(&two_byte_type_);
 }
 
-void Runtime::finalize_at_exit() {
+void Runtime::finalize_at_exit(int exit_status) {
   std::lock_guard<std::mutex> lock(g_mutex);
   if (!g_owns_mpi || mpi_finalized()) return;
+  if (exit_status != 0) {
+    // MPI_Finalize waits for every rank (Open MPI ends it with a barrier), so a rank leaving with
+    // an error would wait for peers that may be waiting for it. mpirun ends the job on a non-zero
+    // exit anyway; aborting does it now.
+    int world_rank = -1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+    std::fprintf(stderr, "decent: world rank %d exits with status %d; aborting the MPI job\n",
+                 world_rank, exit_status);
+    std::fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, exit_status);
+  }
   // Transports still alive now (e.g. held by a static) see MPI finalised and free nothing.
   if (g_runtime) g_runtime->free_mpi_objects();
   MPI_Finalize();
 }
+
+namespace {
+
+#if defined(__GLIBC__)
+// on_exit (unlike atexit) passes the exit status.
+void finalize_with_status(int exit_status, void* /*unused*/) {
+  Runtime::finalize_at_exit(exit_status);
+}
+bool register_finalize() {
+  return on_exit(&finalize_with_status, nullptr) == 0;
+}
+#else
+void finalize_without_status() {
+  Runtime::finalize_at_exit(0);
+}
+bool register_finalize() {
+  return std::atexit(&finalize_without_status) == 0;
+}
+#endif
+
+}  // namespace
 
 std::shared_ptr<Runtime> Runtime::acquire() {
   std::lock_guard<std::mutex> lock(g_mutex);
@@ -120,7 +153,7 @@ std::shared_ptr<Runtime> Runtime::acquire() {
     const int rc = MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided);
     if (rc != MPI_SUCCESS) throw CommError("MPI_Init_thread failed: " + error_string(rc));
     g_owns_mpi = true;
-    if (std::atexit(&Runtime::finalize_at_exit) != 0) {
+    if (!register_finalize()) {
       throw CommError("cannot register MPI finalisation at process exit");
     }
   } else {

@@ -34,10 +34,13 @@ class Runtime {
   // compute in float. Throws InvalidArgument for kAverage (callers divide themselves).
   MPI_Op op(DType dtype, ReduceOp op) const;
 
+  // Runs at process exit when this library initialised MPI: MPI_Finalize, or MPI_Abort when the
+  // process exits with a non-zero status (so its peers do not wait for it in MPI_Finalize).
+  static void finalize_at_exit(int exit_status);
+
  private:
   Runtime(bool owns_mpi, int thread_level);
   void free_mpi_objects();
-  static void finalize_at_exit();
 
   bool owns_mpi_;
   int thread_level_;
