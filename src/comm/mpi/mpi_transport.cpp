@@ -247,8 +247,10 @@ class ReceiveMatcher {
       int arrived = 0;
       MPI_Message message = MPI_MESSAGE_NULL;
       MPI_Status status;
-      const std::string probe = fmt::format("MPI_Improbe for rank {} (tag {})", src, tag);
-      check(MPI_Improbe(src, tag, comm_, &arrived, &message, &status), where_, probe);
+      const int code = MPI_Improbe(src, tag, comm_, &arrived, &message, &status);
+      if (code != MPI_SUCCESS) {
+        check(code, where_, fmt::format("MPI_Improbe for rank {} (tag {})", src, tag));
+      }
       if (!arrived) break;
       queue.pop_front();
       slot.matched = true;
@@ -347,7 +349,9 @@ class ReceiveRequest final : public Request {
     return true;
   }
 
-  std::size_t received_bytes() const override { return done_ ? slot_->message_bytes : 0; }
+  std::size_t received_bytes() const override {
+    return done_ && !error_ ? slot_->message_bytes : 0;
+  }
 
  private:
   [[noreturn]] void fail(std::exception_ptr error) {
