@@ -1,7 +1,7 @@
 # Topology layer tests (pure C++, no MPI): one GoogleTest executable, plus decent-topo checks.
 file(GLOB DECENT_TOPOLOGY_TEST_SRC CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/topology/*.cpp)
 add_executable(topology_tests ${DECENT_TOPOLOGY_TEST_SRC})
-target_link_libraries(topology_tests PRIVATE decent_topology GTest::gtest_main
+target_link_libraries(topology_tests PRIVATE decent_topology GTest::gtest_main Threads::Threads
                                              nlohmann_json::nlohmann_json)
 target_compile_options(topology_tests PRIVATE ${DECENT_WARNINGS})
 # The CLI tests run the built decent-topo.

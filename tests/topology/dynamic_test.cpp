@@ -1,7 +1,9 @@
 // Dynamic schedules: plans, exact finite-time consensus, determinism, consistency.
 #include "test_util.h"
 
+#include <atomic>
 #include <set>
+#include <thread>
 
 namespace decent::topology {
 namespace {
@@ -160,6 +162,27 @@ TEST(RandomMatching, DeterministicPerStepAndAValidMatching) {
   EXPECT_NO_THROW(validate(a, 10));
   for (int k = 0; k < 10; ++k) EXPECT_TRUE(is_symmetric(a.graph_at(k)));
   for (int k = 0; k < 10; ++k) EXPECT_TRUE(is_doubly_stochastic(a.graph_at(k)));
+}
+
+TEST(RandomMatching, PlansAreConsistentWhenRanksAskConcurrently) {
+  // Ranks of the local backend are threads sharing one schedule and asking for different steps.
+  const RandomMatching s(64, 9);
+  std::vector<std::vector<int>> expected;
+  for (int k = 0; k < 8; ++k) expected.push_back(s.matching(k));
+  std::atomic<int> mismatches{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 50; ++round)
+        for (int rank = 0; rank < 64; ++rank) {
+          const int k = (round + t) % 8;
+          const StepPlan p = s.plan(k, rank);
+          const int partner = p.recv.empty() ? -1 : p.recv[0].rank;
+          if (partner != expected[k][rank]) ++mismatches;
+        }
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(mismatches.load(), 0);
 }
 
 TEST(HierarchicalOnePeer, EffectiveMatrixAndExactAverage) {
