@@ -80,22 +80,26 @@ std::int64_t count_correct(torch::nn::Sequential& model, const data::Batch& batc
   return correct;
 }
 
-std::vector<std::int64_t> index_range(std::int64_t begin, std::int64_t end) {
-  std::vector<std::int64_t> indices;
-  for (std::int64_t i = begin; i < end; ++i) indices.push_back(i);
-  return indices;
-}
-
 std::string with_thousands(std::int64_t v) {
   std::string digits = std::to_string(v);
   for (int pos = static_cast<int>(digits.size()) - 3; pos > 0; pos -= 3) digits.insert(pos, ",");
   return digits;
 }
 
-// Evaluates the average model (1/n) sum_i x_i and rank 0's own model on the first eval_count
-// test samples. The average is formed in a second model by an allreduce of copies, so the
-// training state is untouched; each rank scores a slice of the test samples and the counts are
-// summed, so every rank obtains the same accuracy at 1/n of the cost.
+// Test accuracy of one epoch: of the average model, of the local models (mean over ranks) and
+// of rank 0's model. Every rank receives the same values.
+struct Accuracies {
+  double average_model = 0.0;
+  double local_models = 0.0;
+  double rank0_model = 0.0;
+};
+
+// Evaluates on the first eval_count test samples, viewed in place (no copy) from the test set.
+// The average model (1/n) sum_i x_i is formed in a second model by an allreduce of copies, so
+// the training state is untouched; each rank scores a slice of the test samples with it and the
+// counts are summed. Each rank then scores its own model on all samples; the local accuracy is
+// the mean of those, computed from the summed counts (exact, so ranks holding identical models
+// report exactly the average model's accuracy).
 class Evaluator {
  public:
   Evaluator(const TrainOptions& o, const TrainingData& d, Context& ctx)
@@ -103,34 +107,42 @@ class Evaluator {
         eval_count_(d.eval_count),
         average_model_(
             models::make_model(o.model, d.train->shape(), d.train->num_classes, o.seed)) {
+    const data::Dataset& test = *d.test;
+    // The evaluation code only reads these tensors.
+    whole_.images =
+        torch::from_blob(const_cast<float*>(test.images.data()),
+                         {eval_count_, test.channels, test.height, test.width}, torch::kFloat32);
+    whole_.labels = torch::from_blob(const_cast<std::int64_t*>(test.labels.data()), {eval_count_},
+                                     torch::kInt64);
     const std::int64_t n = ctx.size();
     const std::int64_t r = ctx.rank();
-    slice_ = data::to_batch(*d.test, index_range(r * eval_count_ / n, (r + 1) * eval_count_ / n));
-    if (r == 0) whole_ = data::to_batch(*d.test, index_range(0, eval_count_));
+    const std::int64_t begin = r * eval_count_ / n;
+    const std::int64_t end = (r + 1) * eval_count_ / n;
+    slice_.images = whole_.images.slice(0, begin, end);
+    slice_.labels = whole_.labels.slice(0, begin, end);
   }
 
-  // Collective: every rank calls it and receives the same value.
-  double average_model_accuracy(torch::nn::Sequential& model) {
+  // Collective: every rank calls it.
+  Accuracies evaluate(torch::nn::Sequential& model) {
     torch::NoGradGuard no_grad;
     std::vector<torch::Tensor> averaged;
     copy_floating(model->parameters(), average_model_->parameters(), averaged);
     copy_floating(model->buffers(), average_model_->buffers(), averaged);
     allreduce_(ctx_, averaged, ReduceOp::kAverage);
     average_model_->eval();
-    double correct = static_cast<double>(count_correct(average_model_, slice_));
-    ctx_.allreduce(Buffer(&correct, 1), ReduceOp::kSum);
-    return correct / static_cast<double>(eval_count_);
-  }
-
-  // Rank 0's model on all evaluation samples; meaningful on rank 0 only (0 elsewhere).
-  double rank0_model_accuracy(torch::nn::Sequential& model) {
-    if (ctx_.rank() != 0) return 0.0;
-    torch::NoGradGuard no_grad;
     model->eval();
-    const double accuracy =
-        static_cast<double>(count_correct(model, whole_)) / static_cast<double>(eval_count_);
+    // {average model on this rank's slice, own model on all samples, rank 0's model}
+    double counts[3] = {static_cast<double>(count_correct(average_model_, slice_)),
+                        static_cast<double>(count_correct(model, whole_)), 0.0};
     model->train();
-    return accuracy;
+    if (ctx_.rank() == 0) counts[2] = counts[1];
+    ctx_.allreduce(Buffer(counts, 3), ReduceOp::kSum);
+    const double e = static_cast<double>(eval_count_);
+    Accuracies a;
+    a.average_model = counts[0] / e;
+    a.local_models = counts[1] / (e * ctx_.size());
+    a.rank0_model = counts[2] / e;
+    return a;
   }
 
  private:
@@ -146,8 +158,8 @@ class Evaluator {
   Context& ctx_;
   std::int64_t eval_count_;
   torch::nn::Sequential average_model_;
-  data::Batch slice_;
   data::Batch whole_;
+  data::Batch slice_;
 };
 
 // Rank 0's console output: the header, the progress of a long epoch on a terminal, one line
@@ -367,24 +379,22 @@ void train_rank(const TrainOptions& o, const TrainingData& d, const ContextPtr& 
       write_file_atomically(o.metrics_file, metrics_document(run, history).dump(2) + "\n");
     }
   };
-  // Accuracy of rank 0's model and rank 0's clock, shared so that every rank's history (and so
-  // its checkpoint) equals rank 0's.
-  auto share_from_rank0 = [&](double& local_accuracy, double& wall) {
-    double values[2] = {local_accuracy, wall};
-    ctx.broadcast(Buffer(values, 2), 0);
-    local_accuracy = values[0];
-    wall = values[1];
+  // Rank 0's clock, shared so that every rank's history (and so its checkpoint) equals rank 0's.
+  auto share_wall_time = [&](double& wall) { ctx.broadcast(Buffer(&wall, 1), 0); };
+  auto record_accuracies = [&](EpochMetrics& m) {
+    const Accuracies a = evaluator.evaluate(model);
+    m.test_accuracy_avg = a.average_model;
+    m.test_accuracy_local = a.local_models;
+    m.test_accuracy_rank0 = a.rank0_model;
   };
 
   if (o.epochs == 0) {
     EpochMetrics m;
     m.epoch = 0;
     m.consensus_distance = consensus_distance(ctx, parameters);
-    m.test_accuracy_avg = evaluator.average_model_accuracy(model);
-    double local_accuracy = evaluator.rank0_model_accuracy(model);
+    record_accuracies(m);
     m.wall_time_s = wall_time();
-    share_from_rank0(local_accuracy, m.wall_time_s);
-    m.test_accuracy_local = local_accuracy;
+    share_wall_time(m.wall_time_s);
     m.lr = o.lr;
     history.push_back(m);
     write_metrics();
@@ -443,15 +453,9 @@ void train_rank(const TrainOptions& o, const TrainingData& d, const ContextPtr& 
     m.consensus_distance = consensus_distance(ctx, parameters);
     m.lr = lr;
     m.steps = global_step;
-    double local_accuracy = 0.0;
-    const bool evaluate = epoch % o.eval_every == 0 || epoch == last_epoch;
-    if (evaluate) {
-      m.test_accuracy_avg = evaluator.average_model_accuracy(model);
-      local_accuracy = evaluator.rank0_model_accuracy(model);
-    }
+    if (epoch % o.eval_every == 0 || epoch == last_epoch) record_accuracies(m);
     m.wall_time_s = wall_time();
-    share_from_rank0(local_accuracy, m.wall_time_s);
-    if (evaluate) m.test_accuracy_local = local_accuracy;
+    share_wall_time(m.wall_time_s);
     history.push_back(m);
     write_metrics();
     console.line(format_epoch_line(m, o.epochs));
@@ -479,8 +483,11 @@ void train_rank(const TrainOptions& o, const TrainingData& d, const ContextPtr& 
 
   if (!history.empty() && history.back().test_accuracy_avg) {
     const EpochMetrics& last = history.back();
-    console.line(fmt::format("final: test accuracy {:.2f}% (average model), {:.2f}% (rank 0)",
-                             100.0 * *last.test_accuracy_avg, 100.0 * *last.test_accuracy_local));
+    console.line(fmt::format(
+        "final: test accuracy {:.2f}% (average model), {:.2f}% (local models, mean), {:.2f}% "
+        "(rank 0)",
+        100.0 * *last.test_accuracy_avg, 100.0 * *last.test_accuracy_local,
+        100.0 * *last.test_accuracy_rank0));
   }
 }
 

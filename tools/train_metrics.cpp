@@ -32,6 +32,7 @@ nlohmann::ordered_json to_json(const EpochMetrics& m) {
   j["train_loss"] = m.train_loss;
   j["test_accuracy_avg"] = optional_number(m.test_accuracy_avg);
   j["test_accuracy_local"] = optional_number(m.test_accuracy_local);
+  j["test_accuracy_rank0"] = optional_number(m.test_accuracy_rank0);
   j["consensus_distance"] = m.consensus_distance;
   j["samples_per_sec"] = m.samples_per_sec;
   j["bytes_sent_per_rank"] = m.bytes_sent_per_rank;
@@ -48,6 +49,7 @@ EpochMetrics epoch_metrics_from_json(const nlohmann::json& j) {
     m.train_loss = j.at("train_loss").get<double>();
     m.test_accuracy_avg = read_optional(j, "test_accuracy_avg");
     m.test_accuracy_local = read_optional(j, "test_accuracy_local");
+    m.test_accuracy_rank0 = read_optional(j, "test_accuracy_rank0");
     m.consensus_distance = j.at("consensus_distance").get<double>();
     m.samples_per_sec = j.at("samples_per_sec").get<double>();
     m.bytes_sent_per_rank = j.at("bytes_sent_per_rank").get<double>();
@@ -109,11 +111,11 @@ std::string format_epoch_line(const EpochMetrics& m, int total_epochs) {
     return v ? fmt::format("{:6.2f}%", 100.0 * *v) : std::string("      -");
   };
   return fmt::format(
-      "epoch {:>{}}/{}  loss {:.4f}  acc avg {}  r0 {}  consensus {:.3e}  {:>8.0f} samples/s  "
-      "{:8.2f} MiB/rank  {:7.1f} s",
+      "epoch {:>{}}/{}  loss {:.4f}  acc avg {} local {} r0 {}  consensus {:.3e}  {:>7.0f} "
+      "samples/s  {:8.2f} MiB/rank  {:7.1f} s",
       m.epoch, width, total_epochs, m.train_loss, percent(m.test_accuracy_avg),
-      percent(m.test_accuracy_local), m.consensus_distance, m.samples_per_sec,
-      m.bytes_sent_per_rank / (1024.0 * 1024.0), m.wall_time_s);
+      percent(m.test_accuracy_local), percent(m.test_accuracy_rank0), m.consensus_distance,
+      m.samples_per_sec, m.bytes_sent_per_rank / (1024.0 * 1024.0), m.wall_time_s);
 }
 
 }  // namespace decent::train

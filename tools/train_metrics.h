@@ -15,10 +15,12 @@ struct EpochMetrics {
   int epoch = 0;  // 1-based; 0 is the initial model (only with --epochs 0)
   // Mean over ranks of each rank's mean mini-batch loss during the epoch.
   double train_loss = 0.0;
-  // Test accuracy of the average model (1/n) sum_i x_i, and of rank 0's own model; absent in
-  // epochs skipped by --eval-every.
+  // Test accuracy of the average model (1/n) sum_i x_i, the mean over ranks of each rank's
+  // own model's accuracy, and rank 0's model's accuracy; absent in epochs skipped by
+  // --eval-every.
   std::optional<double> test_accuracy_avg;
   std::optional<double> test_accuracy_local;
+  std::optional<double> test_accuracy_rank0;
   // (1/n) sum_i ||x_i - xbar||^2 over all parameters at the end of the epoch.
   double consensus_distance = 0.0;
   // Training samples of all ranks divided by the epoch's training time (evaluation excluded).
@@ -52,8 +54,8 @@ nlohmann::ordered_json metrics_document(const RunDescription& run,
 // reader never sees a half-written file. Throws std::runtime_error naming the path.
 void write_file_atomically(const std::string& path, const std::string& text);
 
-// "epoch  3/10  loss 0.4120  acc avg 85.31%  r0 84.02%  cons 1.2e-03  9,812 samples/s
-//  1.9 MiB/rank  41.2 s"
+// "epoch  3/10  loss 0.4120  acc avg 85.31%  local 84.02%  r0 84.50%  consensus 1.2e-03
+//  9812 samples/s  1.90 MiB/rank  41.2 s"
 std::string format_epoch_line(const EpochMetrics& m, int total_epochs);
 
 }  // namespace decent::train

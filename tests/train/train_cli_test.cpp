@@ -161,6 +161,7 @@ TEST(TrainCliTest, ListsAlgorithmsAndTopologies) {
 // ---------------------------------------------------------------- training runs
 
 const char* const kEpochFields[] = {"epoch",
+                                    "test_accuracy_rank0",
                                     "train_loss",
                                     "test_accuracy_avg",
                                     "test_accuracy_local",
@@ -224,6 +225,7 @@ TEST(TrainRunTest, PmsgdLearnsAndKeepsRanksIdentical) {
   for (const auto& e : doc["epochs"]) {
     EXPECT_EQ(e["consensus_distance"].get<double>(), 0.0);
     EXPECT_EQ(e["test_accuracy_avg"], e["test_accuracy_local"]);
+    EXPECT_EQ(e["test_accuracy_avg"], e["test_accuracy_rank0"]);
   }
 }
 TEST(TrainRunTest, QgDmsgdOnRingLearns) {
@@ -267,8 +269,9 @@ void check_resume_reproduces(const std::string& name, const std::vector<std::str
   ASSERT_EQ(a["epochs"].size(), static_cast<std::size_t>(epochs));
   ASSERT_EQ(b["epochs"].size(), static_cast<std::size_t>(epochs));
   for (int e = 0; e < epochs; ++e) {
-    for (const char* field : {"epoch", "train_loss", "test_accuracy_avg", "test_accuracy_local",
-                              "consensus_distance", "bytes_sent_per_rank", "lr", "steps"}) {
+    for (const char* field :
+         {"epoch", "train_loss", "test_accuracy_avg", "test_accuracy_local", "test_accuracy_rank0",
+          "consensus_distance", "bytes_sent_per_rank", "lr", "steps"}) {
       // Bitwise: the JSON text holds doubles exactly.
       EXPECT_EQ(a["epochs"][e][field], b["epochs"][e][field])
           << "epoch " << e + 1 << " field " << field;
