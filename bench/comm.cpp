@@ -48,7 +48,7 @@ struct Config {
   std::vector<std::string> sizes = {"4K", "64K", "1M", "4M", "16M", "64M"};
   int reps = 30;
   int warmup = 3;
-  std::string large_from = "64M";  // sizes at or above this use the "large" counts
+  std::string large_from = "16M";  // sizes at or above this use the "large" counts
   int large_reps = 10;
   int large_warmup = 1;
   std::vector<std::string> ops;  // empty: the default set
@@ -143,8 +143,9 @@ void weighted_average(float* x, std::size_t count, float self_weight,
 
 // Completes MPI requests the way decent's transport waits: MPI_Test, a few sched_yield()s, then
 // sleeps growing from 20 us to 1 ms (Request::wait_until). Used by the diagnostic operations
-// that separate the cost of that polling from the rest of our implementation.
-void wait_with_backoff(std::vector<MPI_Request>& requests) {
+// that separate the cost of that polling from the rest of our implementation; without
+// `sleep_allowed` it only yields (the same loop with the sleeps taken out).
+void wait_with_backoff(std::vector<MPI_Request>& requests, bool sleep_allowed = true) {
   int spins = 0;
   auto sleep = std::chrono::microseconds(20);
   while (true) {
@@ -153,7 +154,7 @@ void wait_with_backoff(std::vector<MPI_Request>& requests) {
         MPI_Testall(static_cast<int>(requests.size()), requests.data(), &done, MPI_STATUSES_IGNORE),
         "MPI_Testall");
     if (done) return;
-    if (spins < 16) {
+    if (spins < 16 || !sleep_allowed) {
       ++spins;
       sched_yield();
     } else {
@@ -193,6 +194,9 @@ class Harness {
     options.check_consistency = true;
     checked_ = make_context(options);
     options.check_consistency = false;
+    // Each context writes its own timeline (DECENT_TIMELINE=prefix): prefix<rank>.json for the
+    // checked one, prefix + "nocheck-<rank>.json" for this one.
+    if (!options.timeline_prefix.empty()) options.timeline_prefix += "nocheck-";
     unchecked_ = make_context(options);
   }
 
@@ -231,11 +235,25 @@ class Harness {
          "mpi-allreduce",
          [this](float* x, std::size_t count, std::int64_t) { raw_iallreduce(x, count, true); },
          [this](std::int64_t) { return size_ * (size_ + 1) / 2.0; }});
+    ops.push_back(
+        {"mpi-iallreduce-copy",
+         "copy to a second buffer, MPI_Iallreduce from it into x (not in place) + "
+         "MPI_Wait",
+         "mpi-allreduce",
+         [this](float* x, std::size_t count, std::int64_t) { raw_iallreduce_from_copy(x, count); },
+         [this](std::int64_t) { return size_ * (size_ + 1) / 2.0; }});
     ops.push_back({"mpi-one-peer-poll",
                    "MPI_Irecv/Isend with the one peer, MPI_Test with decent's sleep backoff",
                    "mpi-one-peer",
                    [this](float* x, std::size_t count, std::int64_t step) {
-                     raw_one_peer_polled(x, count, step);
+                     raw_one_peer_polled(x, count, step, true);
+                   },
+                   [this](std::int64_t step) { return one_peer_scale(step); }});
+    ops.push_back({"mpi-one-peer-yield",
+                   "MPI_Irecv/Isend with the one peer, MPI_Test + sched_yield, no sleeps",
+                   "mpi-one-peer",
+                   [this](float* x, std::size_t count, std::int64_t step) {
+                     raw_one_peer_polled(x, count, step, false);
                    },
                    [this](std::int64_t step) { return one_peer_scale(step); }});
     for (bool check : {true, false}) {
@@ -329,7 +347,19 @@ class Harness {
       check_mpi(MPI_Wait(request.data(), MPI_STATUS_IGNORE), "MPI_Wait");
   }
 
-  void raw_one_peer_polled(float* x, std::size_t count, std::int64_t step) {
+  // Open MPI's libnbc picks its binomial tree for every in-place MPI_Iallreduce; with distinct
+  // buffers it may pick ring or recursive halving (this diagnostic shows what that buys).
+  void raw_iallreduce_from_copy(float* x, std::size_t count) {
+    float* copy = recv_[0].data();
+    std::memcpy(copy, x, count * sizeof(float));
+    MPI_Request request;
+    check_mpi(
+        MPI_Iallreduce(copy, x, static_cast<int>(count), MPI_FLOAT, MPI_SUM, raw_comm_, &request),
+        "MPI_Iallreduce");
+    check_mpi(MPI_Wait(&request, MPI_STATUS_IGNORE), "MPI_Wait");
+  }
+
+  void raw_one_peer_polled(float* x, std::size_t count, std::int64_t step, bool sleep_allowed) {
     const int offset = one_peer_->offset_at(step);
     const int dst = (rank_ + offset) % size_;
     const int src = (rank_ - offset + size_) % size_;
@@ -339,7 +369,7 @@ class Harness {
               "MPI_Irecv");
     check_mpi(MPI_Isend(x, static_cast<int>(count), MPI_FLOAT, dst, 2, raw_comm_, &requests[1]),
               "MPI_Isend");
-    wait_with_backoff(requests);
+    wait_with_backoff(requests, sleep_allowed);
     weighted_average(x, count, 0.5f, {in}, {0.5f});
   }
 
