@@ -44,6 +44,7 @@ struct Args {
   std::vector<std::string> topologies = {"ring"};
   std::vector<int> local;
   std::vector<double> step_sizes = {0.1};
+  std::vector<double> momenta = {0.0};
   std::string weights = "uniform";
   std::uint64_t topology_seed = 0;
   std::string out = "convex";
@@ -126,6 +127,7 @@ cvx::ExperimentSpec make_spec(const Args& args, cvx::ExperimentSpec spec) {
   spec.topology_options.seed = args.topology_seed;
   spec.topologies = args.topologies;
   spec.step_sizes = args.step_sizes;
+  spec.momenta = args.momenta;
   // Reject bad topology names and sizes before any rank starts.
   const std::vector<int> sizes = args.local.empty() ? std::vector<int>{2} : args.local;
   for (const auto& name : spec.topologies) {
@@ -166,8 +168,9 @@ int main(int argc, char** argv) {
       ->delimiter(',')
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  app.add_option("--momentum", spec.solver.momentum,
-                 "beta of centralized (heavy ball), DmSGD and DecentLaM")
+  app.add_option("--momentum", args.momenta,
+                 "Comma-separated beta of centralized (heavy ball), DmSGD and DecentLaM")
+      ->delimiter(',')
       ->check(CLI::Range(0.0, 0.999999))
       ->capture_default_str();
   app.add_option("--iterations", spec.solver.iterations, "Iterations per run")

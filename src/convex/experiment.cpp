@@ -39,6 +39,7 @@ void check_spec(const ExperimentSpec& spec) {
   if (spec.algorithms.empty()) throw ConvexError("experiment: no algorithms");
   if (spec.topologies.empty()) throw ConvexError("experiment: no topologies");
   if (spec.step_sizes.empty()) throw ConvexError("experiment: no step sizes");
+  if (spec.momenta.empty()) throw ConvexError("experiment: no momentum values");
   if (!(spec.target > 0))
     throw ConvexError(fmt::format("experiment: target {} must be > 0", spec.target));
 }
@@ -78,35 +79,40 @@ ExperimentResult run_problem(Context& ctx, const Problem& problem, const Experim
         topology::analyze(*schedule, schedule->period() > 0 ? 0 : kAperiodicWindow);
     ctx.set_topology(schedule);
     for (Algorithm algorithm : spec.algorithms) {
+      const bool uses_momentum = algorithm_info(algorithm).uses_momentum;
+      const std::vector<double> momenta = uses_momentum ? spec.momenta : std::vector<double>{0.0};
       for (double step_size : spec.step_sizes) {
-        SolverOptions opts = spec.solver;
-        opts.algorithm = algorithm;
-        opts.step_size = step_size;
-        const auto t0 = std::chrono::steady_clock::now();
-        SolverResult result = solve(ctx, problem, opts);
-        const double seconds =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        double traffic[2] = {static_cast<double>(result.payload_messages),
-                             static_cast<double>(result.traffic.bytes_sent)};
-        ctx.allreduce(Buffer(traffic, 2), ReduceOp::kAverage);
+        for (double momentum : momenta) {
+          SolverOptions opts = spec.solver;
+          opts.algorithm = algorithm;
+          opts.step_size = step_size;
+          opts.momentum = momentum;
+          const auto t0 = std::chrono::steady_clock::now();
+          SolverResult result = solve(ctx, problem, opts);
+          const double seconds =
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          double traffic[2] = {static_cast<double>(result.payload_messages),
+                               static_cast<double>(result.traffic.bytes_sent)};
+          ctx.allreduce(Buffer(traffic, 2), ReduceOp::kAverage);
 
-        RunRecord r;
-        r.algorithm = algorithm_name(algorithm);
-        r.topology = name;
-        r.nodes = n;
-        r.step_size = step_size;
-        r.momentum = algorithm_info(algorithm).uses_momentum ? opts.momentum : 0.0;
-        r.iterations = std::move(result.iterations);
-        r.error = std::move(result.error);
-        r.optimum_norm2 = problem.optimum_norm2();
-        summarize_errors(r, spec.target);
-        r.rho = n == 1 ? 0.0 : facts.rho_per_step;
-        r.neighbors_per_round = facts.average_in_degree;
-        const double iterations = std::max(1, opts.iterations);
-        r.messages_per_iteration = traffic[0] / iterations;
-        r.bytes_per_iteration = traffic[1] / iterations;
-        r.seconds = seconds;
-        out.runs.push_back(std::move(r));
+          RunRecord r;
+          r.algorithm = algorithm_name(algorithm);
+          r.topology = name;
+          r.nodes = n;
+          r.step_size = step_size;
+          r.momentum = momentum;
+          r.iterations = std::move(result.iterations);
+          r.error = std::move(result.error);
+          r.optimum_norm2 = problem.optimum_norm2();
+          summarize_errors(r, spec.target);
+          r.rho = n == 1 ? 0.0 : facts.rho_per_step;
+          r.neighbors_per_round = facts.average_in_degree;
+          const double iterations = std::max(1, opts.iterations);
+          r.messages_per_iteration = traffic[0] / iterations;
+          r.bytes_per_iteration = traffic[1] / iterations;
+          r.seconds = seconds;
+          out.runs.push_back(std::move(r));
+        }
       }
     }
   }
@@ -180,7 +186,7 @@ void write_json(const std::string& path, const ExperimentSpec& spec,
                   {"l2", p.kind == ProblemKind::kLogistic ? p.l2 : 0.0},
                   {"seed", p.seed}};
   const SolverOptions& s = spec.solver;
-  j["solver"] = {{"momentum", s.momentum},         {"iterations", s.iterations},
+  j["solver"] = {{"momenta", spec.momenta},        {"iterations", s.iterations},
                  {"record_every", s.record_every}, {"batch_size", s.noise.batch_size},
                  {"sigma", s.noise.sigma},         {"noise_seed", s.noise.seed}};
   j["weights"] = topology::to_string(spec.topology_options.weights);

@@ -119,6 +119,26 @@ TEST(ExperimentTest, DivergenceIsReported) {
   EXPECT_NE(summary_table(run_local(spec), 1e-6).find("diverged"), std::string::npos);
 }
 
+TEST(ExperimentTest, MomentumGridOnlyForMethodsWithMomentum) {
+  ExperimentSpec spec = small_spec();
+  spec.algorithms = {Algorithm::kDsgd, Algorithm::kDmsgd};
+  spec.topologies = {"ring"};
+  spec.sizes = {4};
+  spec.step_sizes = {0.05, 0.1};
+  spec.momenta = {0.0, 0.5};
+  spec.solver.iterations = 50;
+  const ExperimentResult result = run_local(spec);
+  ASSERT_EQ(result.runs.size(), 2u + 4u);
+  EXPECT_EQ(result.runs[0].momentum, 0.0);
+  EXPECT_EQ(result.runs[1].step_size, 0.1);
+  // DmSGD with beta = 0 is D-SGD.
+  EXPECT_EQ(result.runs[2].algorithm, "dmsgd");
+  EXPECT_EQ(result.runs[2].momentum, 0.0);
+  EXPECT_EQ(result.runs[2].error, result.runs[0].error);
+  EXPECT_EQ(result.runs[3].momentum, 0.5);
+  EXPECT_NE(result.runs[3].error, result.runs[0].error);
+}
+
 // ---- the command line ----
 
 int run_command(const std::string& args, std::string* output = nullptr) {

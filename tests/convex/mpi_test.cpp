@@ -45,7 +45,7 @@ TEST(ConvexMpiTest, ExperimentMatchesTheLocalBackend) {
   spec.topologies = {"exponential"};
   spec.sizes = {g_ctx->size()};
   spec.solver.iterations = 100;
-  spec.solver.momentum = 0.9;
+  spec.momenta = {0.9};
   spec.step_sizes = {0.02};
   spec.solver.noise = GradientNoise{2, 0.1, 4};
   const ExperimentResult mpi = run_on(*g_ctx, spec);

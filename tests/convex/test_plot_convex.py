@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Checks scripts/plot_convex.py: it plots a small CSV (with a zero, an infinite error and a
-diverging run) into a PNG, and rejects malformed input with exit code 2.
+diverging run) into a PNG, picks the fastest step size of a grid, and rejects malformed input
+with exit code 2.
 
 Usage: test_plot_convex.py PLOT_CONVEX_SCRIPT OUT_DIR. Exit 77 (skipped) without matplotlib.
 """
@@ -38,6 +39,21 @@ def main(script, out_dir):
         if handle.read(8) != b"\x89PNG\r\n\x1a\n":
             print("output is not a PNG")
             return 1
+
+    # Step 0.2 reaches 1e-6 at iteration 20, step 0.1 at 40: --best-step keeps 0.2.
+    grid = os.path.join(out_dir, "grid.csv")
+    with open(grid, "w", encoding="utf-8") as handle:
+        handle.write("algorithm,topology,nodes,step_size,momentum,iteration,error,relative_error\n")
+        for step, rate in ((0.1, 0.5), (0.2, 0.25)):
+            for k in range(0, 60, 10):
+                value = rate ** (k / 2)
+                handle.write(f"gradient-tracking,ring,16,{step},0,{k},{value},{value}\n")
+    result = subprocess.run([sys.executable, script, grid, "--best-step", "1e-6", "--table",
+                             "--no-plot"], capture_output=True, text=True, check=False)
+    expected = "| ring | 16 | gradient-tracking | 0 | 0.2 | 20 |"
+    if result.returncode != 0 or expected not in result.stdout or "| 0.1 |" in result.stdout:
+        print("best-step table wrong:", result.returncode, result.stdout, result.stderr)
+        return 1
 
     bad = os.path.join(out_dir, "bad.csv")
     with open(bad, "w", encoding="utf-8") as handle:

@@ -6,6 +6,7 @@
 //   spec.algorithms = {Algorithm::kDsgd, Algorithm::kExactDiffusion};
 //   spec.topologies = {"ring", "one-peer-exponential"};
 //   spec.sizes = {16, 32};
+//   spec.step_sizes = {0.05, 0.1};
 //   ExperimentResult r = run_local(spec);          // n ranks as threads, for each n
 //   write_csv("convex.csv", r);
 //   write_json("convex.json", spec, r);
@@ -32,7 +33,9 @@ struct ExperimentSpec {
   // Network sizes for run_local; run_on uses the context's size.
   std::vector<int> sizes = {8};
   std::vector<double> step_sizes = {0.1};
-  // Momentum, iterations, recording and gradient noise of every run (algorithm and step size
+  // Momentum values beta; algorithms without momentum run once, with beta reported as 0.
+  std::vector<double> momenta = {0.0};
+  // Iterations, recording and gradient noise of every run (algorithm, step size and momentum
   // are set per run).
   SolverOptions solver;
   // Relative error (1/n) sum ||x_i - x*||^2 / ||x*||^2 whose first crossing is reported.
