@@ -21,7 +21,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
-#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <fstream>
@@ -29,7 +28,6 @@
 #include <iostream>
 #include <map>
 #include <memory>
-#include <numeric>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
@@ -179,7 +177,9 @@ struct Operation {
 // Everything the operations need: communicators, contexts, topologies, receive buffers.
 class Harness {
  public:
-  Harness(const Config& config, MPI_Comm world) {
+  // Without `with_contexts` the operations can be listed but not run (used by --list-ops,
+  // which must work without a launcher).
+  Harness(const Config& config, MPI_Comm world, bool with_contexts = true) {
     check_mpi(MPI_Comm_dup(world, &raw_comm_), "MPI_Comm_dup (raw operations)");
     MPI_Comm_rank(raw_comm_, &rank_);
     MPI_Comm_size(raw_comm_, &size_);
@@ -189,6 +189,7 @@ class Harness {
     machines_ = (size_ + ranks_per_machine_ - 1) / ranks_per_machine_;
     machine_graph_ = std::make_shared<topo::StaticSchedule>(topo::exponential(machines_));
 
+    if (!with_contexts) return;
     decent::ContextOptions options = decent::ContextOptions::from_env();
     options.ranks_per_machine = config.ranks_per_machine;
     options.check_consistency = true;
@@ -547,7 +548,7 @@ std::vector<Result> run_size(Harness& h, const std::vector<Operation>& ops, std:
 
 std::string table(const std::vector<Result>& results) {
   std::ostringstream out;
-  out << fmt::format("{:>8}  {:<18} {:>10} {:>10} {:>10} {:>9}  {}\n", "size", "operation",
+  out << fmt::format("{:>8}  {:<21} {:>10} {:>10} {:>10} {:>9}  {}\n", "size", "operation",
                      "median ms", "p10 ms", "p90 ms", "GB/s", "ours/raw (median)");
   std::size_t last_bytes = 0;
   for (const auto& r : results) {
@@ -557,7 +558,7 @@ std::string table(const std::vector<Result>& results) {
     const double gbps = r.median_ms > 0 ? r.bytes / (r.median_ms * 1e6) : 0;
     const std::string ratio =
         r.ratio ? fmt::format("{:.2f}x vs {}", *r.ratio, r.baseline) : std::string();
-    out << fmt::format("{:>8}  {:<18} {:>10.3f} {:>10.3f} {:>10.3f} {:>9.2f}  {}\n", size, r.op,
+    out << fmt::format("{:>8}  {:<21} {:>10.3f} {:>10.3f} {:>10.3f} {:>9.2f}  {}\n", size, r.op,
                        r.median_ms, r.p10_ms, r.p90_ms, gbps, ratio);
   }
   return out.str();
@@ -590,6 +591,13 @@ int run(const Config& config, bool list_only) {
   int rank = 0, size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (list_only) {
+    Harness h(config, MPI_COMM_WORLD, false);
+    if (rank == 0)
+      for (const auto& op : h.operations())
+        std::cout << fmt::format("{:<22} {}\n", op.name, op.description);
+    return 0;
+  }
   if (size < 2) {
     std::cerr << "decent-bench-comm: needs at least 2 ranks; launch with mpiexec -n N (N >= 2)\n";
     return 2;
@@ -608,13 +616,6 @@ int run(const Config& config, bool list_only) {
   {
     Harness h(config, MPI_COMM_WORLD);
     std::vector<Operation> available = h.operations();
-    if (list_only) {
-      if (rank == 0)
-        for (const auto& op : available)
-          std::cout << fmt::format("{:<22} {}\n", op.name, op.description);
-      MPI_Comm_free(&control);
-      return 0;
-    }
     std::vector<Operation> ops;
     for (const auto& name : config.ops.empty() ? default_operations() : config.ops) {
       auto it = std::find_if(available.begin(), available.end(),
