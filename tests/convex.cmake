@@ -39,3 +39,14 @@ if(DECENT_CONVEX_TEST_PYTHON3)
   # 77: matplotlib is not installed; reported as skipped.
   set_tests_properties(convex_plot_script PROPERTIES LABELS convex SKIP_RETURN_CODE 77 TIMEOUT 60)
 endif()
+
+# The bias-corrected LibTorch optimizers against the Eigen solvers, and their checkpoints. One
+# ctest entry: every process start loads LibTorch.
+if(DECENT_WITH_TORCH AND TARGET decent_torch)
+  add_executable(convex_torch_tests ${CMAKE_CURRENT_LIST_DIR}/convex/torch_bias_corrected_test.cpp)
+  target_link_libraries(convex_torch_tests PRIVATE decent_torch decent_convex GTest::gtest_main)
+  target_compile_options(convex_torch_tests PRIVATE ${DECENT_WARNINGS})
+  add_test(NAME convex_torch_optimizers COMMAND convex_torch_tests)
+  set_tests_properties(convex_torch_optimizers PROPERTIES LABELS "convex;torch" TIMEOUT 120
+                       FAIL_REGULAR_EXPRESSION "Running 0 tests")
+endif()
