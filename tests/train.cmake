@@ -28,6 +28,8 @@ if(TARGET decent-train)
                  "learn_decentlam:TrainRunTest.DecentLamOnOnePeerExponentialLearns"
                  "learn_pmsgd:TrainRunTest.PmsgdLearnsAndKeepsRanksIdentical"
                  "learn_qg_dmsgd:TrainRunTest.QgDmsgdOnRingLearns"
+                 "diverge:TrainRunTest.DivergenceStopsTheRun"
+                 "straggler:TrainRunTest.StragglerSlowsASynchronousRun"
                  "resume_dmsgd:TrainResumeTest.DmsgdRingThreeEpochsEqualsTwoPlusResume"
                  "resume_awc_dynamic:TrainResumeTest.OverlappedDynamicCosineRunResumesExactly"
                  "resume_mismatch:TrainResumeTest.ResumeWithOtherOptionsIsRefused")

@@ -459,6 +459,14 @@ void train_rank(const TrainOptions& o, const TrainingData& d, const ContextPtr& 
     history.push_back(m);
     write_metrics();
     console.line(format_epoch_line(m, o.epochs));
+    // The loss is the same on every rank (allreduced), so all ranks stop together. Going on
+    // would only compute NaNs; the checkpoint of the last finite epoch stays resumable.
+    if (!std::isfinite(m.train_loss)) {
+      throw TrainingDiverged(fmt::format(
+          "training diverged: the mean training loss of epoch {} is {} (try a smaller --lr or "
+          "a longer --warmup-epochs)",
+          epoch, m.train_loss));
+    }
 
     if (!o.checkpoint_dir.empty()) {
       RankCheckpoint c;

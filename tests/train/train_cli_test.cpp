@@ -232,6 +232,41 @@ TEST(TrainRunTest, QgDmsgdOnRingLearns) {
   check_learns("qg-dmsgd", "ring");
 }
 
+// A learning rate far too large: the run stops after the first non-finite epoch with exit
+// code 1, and the metrics file records that epoch (NaN is written as null).
+TEST(TrainRunTest, DivergenceStopsTheRun) {
+  const std::string dir = scratch_dir("diverge");
+  const Result r =
+      run_train(synthetic_run("dmsgd", "ring") +
+                std::vector<std::string>{"--lr", "10000", "--epochs", "3", "--max-steps-per-epoch",
+                                         "10", "--metrics", dir + "/metrics.json"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("training diverged"), std::string::npos) << r.output;
+  const nlohmann::json doc = read_json(dir + "/metrics.json");
+  ASSERT_EQ(doc["epochs"].size(), 1u);
+  EXPECT_TRUE(doc["epochs"][0]["train_loss"].is_null());
+}
+
+// --slow-rank R --slowdown F: rank R sleeps (F-1)x its compute time each step, and a
+// synchronous algorithm (allreduce every step) waits for it, so the throughput drops by far
+// more than the noise of a loaded machine.
+TEST(TrainRunTest, StragglerSlowsASynchronousRun) {
+  const std::string dir = scratch_dir("straggler");
+  const std::vector<std::string> run =
+      synthetic_run("pmsgd", "ring") +
+      std::vector<std::string>{"--epochs",       "1", "--max-steps-per-epoch", "15",
+                               "--eval-samples", "30"};
+  Result r = run_train(run + std::vector<std::string>{"--metrics", dir + "/normal.json"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_train(run + std::vector<std::string>{"--slow-rank", "1", "--slowdown", "8", "--metrics",
+                                               dir + "/slow.json"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const double normal = read_json(dir + "/normal.json")["epochs"][0]["samples_per_sec"];
+  const double slow = read_json(dir + "/slow.json")["epochs"][0]["samples_per_sec"];
+  EXPECT_LT(slow, 0.6 * normal) << "normal " << normal << " samples/s, straggler " << slow;
+  EXPECT_EQ(read_json(dir + "/slow.json")["config"]["slow_rank"], 1);
+}
+
 // ---------------------------------------------------------------- resume
 
 // Runs `epochs` epochs straight, then the same split at `split` (by --epochs split or by
