@@ -32,6 +32,7 @@ if(TARGET decent-train)
                  "straggler:TrainRunTest.StragglerSlowsASynchronousRun"
                  "resume_dmsgd:TrainResumeTest.DmsgdRingThreeEpochsEqualsTwoPlusResume"
                  "resume_awc_dynamic:TrainResumeTest.OverlappedDynamicCosineRunResumesExactly"
+                 "resume_fallback:TrainResumeTest.FallsBackToTheNewestEpochEveryRankHas"
                  "resume_mismatch:TrainResumeTest.ResumeWithOtherOptionsIsRefused")
     string(FIND "${_group}" ":" _colon)
     string(SUBSTRING "${_group}" 0 ${_colon} _name)

@@ -339,6 +339,35 @@ TEST(TrainResumeTest, OverlappedDynamicCosineRunResumesExactly) {
       3, 1, true);
 }
 
+// A rank that died before writing its last file: every rank falls back to the newest epoch
+// all of them have, and the run still reproduces the uninterrupted one.
+TEST(TrainResumeTest, FallsBackToTheNewestEpochEveryRankHas) {
+  const std::string dir = scratch_dir("resume-fallback");
+  const std::string checkpoint = dir + "/checkpoint";
+  const std::vector<std::string> run =
+      synthetic_run("dmsgd", "ring") +
+      std::vector<std::string>{"--epochs", "3", "--max-steps-per-epoch", "8"};
+  Result r = run_train(run + std::vector<std::string>{"--metrics", dir + "/straight.json"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_train(run + std::vector<std::string>{"--stop-after-epoch", "2", "--checkpoint",
+                                               checkpoint, "--metrics", dir + "/resumed.json"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  ASSERT_TRUE(fs::remove(checkpoint + "/rank-00001/epoch-000002.pt"));
+  r = run_train(run + std::vector<std::string>{"--checkpoint", checkpoint, "--resume", "--metrics",
+                                               dir + "/resumed.json"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("resumed from " + checkpoint + " at epoch 1"), std::string::npos)
+      << r.output;
+  const nlohmann::json a = read_json(dir + "/straight.json");
+  const nlohmann::json b = read_json(dir + "/resumed.json");
+  ASSERT_EQ(b["epochs"].size(), 3u);
+  for (int e = 0; e < 3; ++e) {
+    EXPECT_EQ(a["epochs"][e]["train_loss"], b["epochs"][e]["train_loss"]) << "epoch " << e + 1;
+    EXPECT_EQ(a["epochs"][e]["test_accuracy_avg"], b["epochs"][e]["test_accuracy_avg"]);
+    EXPECT_EQ(a["epochs"][e]["consensus_distance"], b["epochs"][e]["consensus_distance"]);
+  }
+}
+
 TEST(TrainResumeTest, ResumeWithOtherOptionsIsRefused) {
   const std::string dir = scratch_dir("resume-mismatch");
   const std::string checkpoint = dir + "/checkpoint";
