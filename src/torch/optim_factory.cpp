@@ -1,5 +1,6 @@
 // Optimizers by name.
 #include "decent/torch/optim/factory.h"
+#include "decent/torch/optim_bias_corrected.h"
 #include "decent/torch/optimizers.h"
 
 #include "optim_internal.h"
@@ -57,6 +58,15 @@ Builder wrapper_of(std::string fixed_base) {
     w.overlap = c.overlap;
     return std::make_unique<DecentralizedWrapper>(make_base(base, c, std::move(params)),
                                                   std::move(ctx), w, "wrapper-" + base);
+  };
+}
+
+template <typename BiasCorrected>
+Builder bias_corrected() {
+  return [](const AlgorithmConfig& c, std::vector<torch::Tensor> params,
+            ContextPtr ctx) -> std::unique_ptr<torch::optim::Optimizer> {
+    return std::make_unique<BiasCorrected>(std::move(params), std::move(ctx),
+                                           BiasCorrectedOptions(c.lr).weight_decay(c.weight_decay));
   };
 }
 
@@ -178,6 +188,14 @@ const std::vector<Entry>& registry() {
              std::move(p), std::move(ctx),
              PushSumOptions(c.lr).momentum(c.momentum).weight_decay(c.weight_decay));
        }},
+      {"extra", "EXTRA: exact convergence on heterogeneous data, x+ = (I+W)x - W~x- - lr(g - g-)",
+       bias_corrected<EXTRA>()},
+      {"exact-diffusion", "Exact-Diffusion: adapt, correct, combine with (I+W)/2; no D-SGD bias",
+       bias_corrected<ExactDiffusion>()},
+      {"d2", "D2: Exact-Diffusion with W (needs symmetric W, eigenvalues > -1/3)",
+       bias_corrected<D2>()},
+      {"gradient-tracking", "gradient tracking (DIGing): x+ = Wx - lr y, y+ = Wy + g+ - g",
+       bias_corrected<GradientTracking>()},
       {"wrapper", "any base_optimizer (sgd, adam, adamw) + neighbour averaging (combine atc|awc)",
        wrapper_of("")},
       {"wrapper-sgd", "torch SGD (with momentum) + neighbour averaging (combine atc|awc)",
@@ -189,8 +207,13 @@ const std::vector<Entry>& registry() {
 }
 
 const std::map<std::string, std::string>& aliases() {
-  static const std::map<std::string, std::string> a = {
-      {"fedavg", "local-sgd"}, {"sgp", "push-sum"}, {"d-sgd", "dsgd"}, {"dgd", "dsgd-awc"}};
+  static const std::map<std::string, std::string> a = {{"fedavg", "local-sgd"},
+                                                       {"sgp", "push-sum"},
+                                                       {"d-sgd", "dsgd"},
+                                                       {"dgd", "dsgd-awc"},
+                                                       {"ed", "exact-diffusion"},
+                                                       {"gt", "gradient-tracking"},
+                                                       {"diging", "gradient-tracking"}};
   return a;
 }
 

@@ -2,6 +2,7 @@
 // solvers of decent_convex on a least-squares problem (same x^0 = 0, same gradients, same
 // topology steps), with the parameter split in two tensors of two groups, and checkpoint/resume.
 #include "decent/convex/solvers.h"
+#include "decent/torch/optim/factory.h"
 #include "decent/torch/optim_bias_corrected.h"
 #include "reference.h"
 
@@ -11,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <sstream>
+#include <stdexcept>
 
 namespace decent::convex {
 namespace {
@@ -32,7 +34,9 @@ struct Case {
   Maker make;
 };
 
-void PrintTo(const Case& c, std::ostream* os) { *os << c.name << " on " << c.topology; }
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.name << " on " << c.topology;
+}
 
 template <typename Optimizer>
 Maker bias_corrected() {
@@ -51,14 +55,36 @@ Maker dgd() {
   };
 }
 
+// The same algorithms built by name, as decent-train builds them (one parameter group).
+Maker by_name(const std::string& name) {
+  return [name](std::vector<torch::optim::OptimizerParamGroup> groups, ContextPtr ctx) {
+    std::vector<torch::Tensor> params;
+    for (auto& g : groups)
+      for (auto& p : g.params()) params.push_back(p);
+    optim::AlgorithmConfig config;
+    config.name = name;
+    config.lr = kLr;
+    auto built = optim::make_optimizer(config, std::move(params), std::move(ctx));
+    auto* decent = dynamic_cast<optim::DecentOptimizer*>(built.get());
+    if (decent == nullptr) throw std::logic_error(name + " is not a DecentOptimizer");
+    built.release();
+    return std::unique_ptr<optim::DecentOptimizer>(decent);
+  };
+}
+
 std::vector<Case> cases() {
-  return {{"extra", Algorithm::kExtra, "ring", bias_corrected<optim::EXTRA>()},
-          {"exact_diffusion", Algorithm::kExactDiffusion, "one-peer-exponential",
-           bias_corrected<optim::ExactDiffusion>()},
-          {"d2", Algorithm::kD2, "ring", bias_corrected<optim::D2>()},
-          {"gradient_tracking", Algorithm::kGradientTracking, "one-peer-exponential",
-           bias_corrected<optim::GradientTracking>()},
-          {"dgd", Algorithm::kDgd, "one-peer-exponential", dgd()}};
+  return {
+      {"extra", Algorithm::kExtra, "ring", bias_corrected<optim::EXTRA>()},
+      {"exact_diffusion", Algorithm::kExactDiffusion, "one-peer-exponential",
+       bias_corrected<optim::ExactDiffusion>()},
+      {"d2", Algorithm::kD2, "ring", bias_corrected<optim::D2>()},
+      {"gradient_tracking", Algorithm::kGradientTracking, "one-peer-exponential",
+       bias_corrected<optim::GradientTracking>()},
+      {"dgd", Algorithm::kDgd, "one-peer-exponential", dgd()},
+      {"factory_extra", Algorithm::kExtra, "exponential", by_name("extra")},
+      {"factory_ed", Algorithm::kExactDiffusion, "ring", by_name("ed")},
+      {"factory_d2", Algorithm::kD2, "ring", by_name("d2")},
+      {"factory_diging", Algorithm::kGradientTracking, "one-peer-exponential", by_name("diging")}};
 }
 
 // Rank `rank`'s x as two float64 parameters, in two groups.

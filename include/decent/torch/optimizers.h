@@ -6,6 +6,9 @@
 //   DecentLaM, QGDmSGD    decentlam, qg-dmsgd                     (optim/momentum.h)
 //   LocalSGD, SlowMo      local-sgd, slowmo                       (optim/periodic.h)
 //   PushSum               push-sum                                (optim/push_sum.h)
+//   EXTRA, ExactDiffusion, D2,
+//   GradientTracking, DGD extra, exact-diffusion, d2,
+//                         gradient-tracking, dgd                  (optim_bias_corrected.h)
 //   DecentralizedWrapper  wrapper, wrapper-sgd, wrapper-adam, ... (optim/wrapper.h)
 //   make_optimizer        by name                                 (optim/factory.h)
 //
@@ -31,3 +34,4 @@
 #include "decent/torch/optim/pmsgd.h"
 #include "decent/torch/optim/push_sum.h"
 #include "decent/torch/optim/wrapper.h"
+#include "decent/torch/optim_bias_corrected.h"
