@@ -47,9 +47,15 @@ struct ContextOptions {
   // Exchange a small header with every message so that ranks disagreeing on counts, dtypes or
   // operations raise MismatchError instead of producing garbage. Costs one extra tiny message.
   bool check_consistency = true;
+  // Allreduces of at least this many bytes run as a ring (reduce-scatter, then allgather) over
+  // point-to-point messages: each rank sends 2(n-1)/n of the buffer, the bandwidth optimum.
+  // Smaller ones use the transport's allreduce, which needs fewer rounds (latency-bound sizes).
+  // Every rank must use the same value.
+  std::size_t ring_allreduce_threshold_bytes = std::size_t{256} << 10;
 
   // Defaults overridden by DECENT_TIMEOUT_MS, DECENT_FUSION_THRESHOLD, DECENT_TIMELINE,
-  // DECENT_RANKS_PER_MACHINE and DECENT_CHECK_CONSISTENCY (0/1).
+  // DECENT_RANKS_PER_MACHINE, DECENT_CHECK_CONSISTENCY (0/1) and
+  // DECENT_RING_ALLREDUCE_THRESHOLD.
   static ContextOptions from_env();
 };
 
