@@ -16,6 +16,32 @@ namespace {
 
 constexpr int kHeaderTag = 1;
 constexpr int kPayloadTag = 2;
+// Ring allreduce messages use tag kRingTagBase + seq % kRingTagSpan: apart from the neighbour
+// exchanges, and a rank that runs a different collective (consistency checks off) cannot take
+// them for its own.
+constexpr int kRingTagBase = 1024;
+constexpr int kRingTagSpan = 1024;
+// The ring moves each chunk in segments of at most this many bytes: a segment is forwarded as
+// soon as it is reduced, so the next rank starts before the whole chunk has arrived, and the
+// receive buffer stays in cache while it is added.
+constexpr std::size_t kRingSegmentBytes = std::size_t{1} << 20;
+// Segments received ahead of the one being reduced.
+constexpr std::size_t kRingWindow = 4;
+
+int positive_mod(std::int64_t a, int n) {
+  return static_cast<int>(((a % n) + n) % n);
+}
+
+// Elements [begin, begin + count) of chunk `c` when `total` elements are cut into n chunks whose
+// sizes differ by at most one (the first total % n chunks hold the extra element).
+struct Span {
+  std::size_t begin = 0;
+  std::size_t count = 0;
+};
+Span ring_chunk(std::size_t total, int n, int c) {
+  const std::size_t base = total / n, extra = total % n, index = static_cast<std::size_t>(c);
+  return {index * base + std::min(index, extra), base + (index < extra ? 1 : 0)};
+}
 
 std::string describe_error(const std::exception_ptr& e) {
   try {
@@ -140,7 +166,7 @@ Engine::Engine(std::unique_ptr<comm::Transport> transport, const ContextOptions&
       std::make_shared<topology::StaticSchedule>(default_exponential_graph(machine_size_));
   timeline_.open(options_.timeline_prefix.empty()
                      ? std::string()
-                     : fmt::format("{}{}.json", options_.timeline_prefix, rank_),
+                     : Timeline::claim_path(options_.timeline_prefix, rank_),
                  rank_);
   worker_ = std::thread([this] { worker_loop(); });
 }
@@ -660,29 +686,151 @@ void Engine::check_collective_meta(Channel& ch, OpKind kind, std::int64_t seq,
 void Engine::run_allreduce(Channel& ch, Buffer inout, ReduceOp op) {
   const std::int64_t seq = ch.collective_seq++;
   const auto t0 = Clock::now();
-  check_collective_meta(ch, OpKind::kAllreduce, seq,
-                        {static_cast<std::int64_t>(inout.count),
-                         static_cast<std::int64_t>(inout.dtype), static_cast<std::int64_t>(op)},
-                        {"count", "dtype", "op"});
+  const bool ring = ch.size() > 1 && inout.bytes() >= options_.ring_allreduce_threshold_bytes;
+  // `ring` is compared too: ranks with different thresholds would run different algorithms.
+  check_collective_meta(
+      ch, OpKind::kAllreduce, seq,
+      {static_cast<std::int64_t>(inout.count), static_cast<std::int64_t>(inout.dtype),
+       static_cast<std::int64_t>(op), ring ? 1 : 0},
+      {"count", "dtype", "op", "ring"});
   if (op == ReduceOp::kAverage && !dtype_is_floating(inout.dtype))
     throw InvalidArgument(fmt::format("rank {}: allreduce: average needs a floating dtype, got {}",
                                       rank_, dtype_name(inout.dtype)));
-  if (ch.size() > 1) {
-    const ReduceOp transport_op = op == ReduceOp::kAverage ? ReduceOp::kSum : op;
-    std::vector<comm::RequestPtr> reqs;
-    reqs.push_back(ch.transport->iallreduce(inout.data, inout.count, inout.dtype, transport_op));
-    wait_all(
-        reqs, nullptr,
-        [&](const std::vector<std::size_t>&) {
-          return std::string("not every rank joined the allreduce");
-        },
-        fmt::format("allreduce #{}", seq));
-    // Ring-allreduce volume, the usual model of what an allreduce puts on the wire.
-    bytes_sent_ += 2 * inout.bytes() * (ch.size() - 1) / ch.size();
+  if (ring) {
+    ring_allreduce(ch, inout, op, seq);  // divides by n itself, once per chunk
+  } else {
+    if (ch.size() > 1) {
+      const ReduceOp transport_op = op == ReduceOp::kAverage ? ReduceOp::kSum : op;
+      std::vector<comm::RequestPtr> reqs;
+      reqs.push_back(ch.transport->iallreduce(inout.data, inout.count, inout.dtype, transport_op));
+      wait_all(
+          reqs, nullptr,
+          [&](const std::vector<std::size_t>&) {
+            return std::string("not every rank joined the allreduce");
+          },
+          fmt::format("allreduce #{}", seq));
+      // Ring-allreduce volume, the usual model of what an allreduce puts on the wire.
+      bytes_sent_ += 2 * inout.bytes() * (ch.size() - 1) / ch.size();
+    }
+    if (op == ReduceOp::kAverage) scale(inout.dtype, inout.count, 1.0 / ch.size(), inout.data);
   }
-  if (op == ReduceOp::kAverage) scale(inout.dtype, inout.count, 1.0 / ch.size(), inout.data);
   timeline_.record(fmt::format("allreduce#{}", seq), "communicate", t0, Clock::now(),
                    inout.bytes());
+}
+
+// Ring allreduce. Rank r sends to r + 1 and receives from r - 1. The buffer is cut into n chunks
+// and the ring runs 2(n - 1) steps; at step t rank r receives chunk (r - t - 1) mod n:
+//  - steps 0 .. n-2 (reduce-scatter): the received partial sum is added into the buffer; after
+//    step n-2 chunk (r + 1) mod n holds the full reduction (divided by n here for an average);
+//  - steps n-1 .. 2n-3 (allgather): the received final chunk overwrites the buffer.
+// What rank r receives at step t it sends on at step t + 1 (the same chunk); at step 0 it sends
+// its own chunk r. Chunks travel in segments, each forwarded as soon as it is reduced, so the
+// pipeline fills after one segment rather than one chunk. Both ends derive the same list of
+// (step, segment) messages from (count, n), and messages between two ranks with one tag arrive
+// in the order sent, so every receive gets the message it expects.
+void Engine::ring_allreduce(Channel& ch, Buffer inout, ReduceOp op, std::int64_t seq) {
+  comm::Transport& t = *ch.transport;
+  const int n = ch.size();
+  const int r = ch.rank();
+  const int right = (r + 1) % n, left = (r + n - 1) % n;
+  const int tag = kRingTagBase + static_cast<int>(seq % kRingTagSpan);
+  const std::size_t esize = dtype_size(inout.dtype);
+  const std::size_t segment = std::max<std::size_t>(1, kRingSegmentBytes / esize);
+  const std::size_t max_segments = (ring_chunk(inout.count, n, 0).count + segment - 1) / segment;
+  auto* base = static_cast<std::uint8_t*>(inout.data);
+  const std::string op_name = fmt::format("allreduce #{} (ring)", seq);
+  const auto limit = deadline();
+
+  struct Unit {
+    int step;
+    int chunk;
+    std::size_t segment;  // index within the chunk
+    std::size_t begin;    // elements
+    std::size_t count;
+  };
+  auto segments_of = [&](int step, int chunk, std::vector<Unit>& out) {
+    const Span span = ring_chunk(inout.count, n, chunk);
+    for (std::size_t j = 0, begin = span.begin; begin < span.begin + span.count; ++j) {
+      const std::size_t len = std::min(segment, span.begin + span.count - begin);
+      out.push_back({step, chunk, j, begin, len});
+      begin += len;
+    }
+  };
+  std::vector<Unit> units;  // receives, in the order the left neighbour sends them
+  for (int step = 0; step <= 2 * n - 3; ++step)
+    segments_of(step, positive_mod(r - step - 1, n), units);
+  const int last_reduce_step = n - 2, last_step = 2 * n - 3;
+
+  // Sends of the reduce-scatter steps, by (chunk, segment): the allgather later receives into
+  // the same elements, which must not change before those sends complete.
+  std::vector<comm::RequestPtr> scatter_sends(static_cast<std::size_t>(n) * max_segments);
+  std::vector<comm::RequestPtr> gather_sends;
+  auto send_unit = [&](const Unit& u, int step) {
+    comm::RequestPtr req = t.isend(base + u.begin * esize, u.count * esize, right, tag);
+    bytes_sent_ += u.count * esize;
+    bytes_received_ += u.count * esize;  // every rank receives as much as it sends
+    ++messages_sent_;
+    if (step <= last_reduce_step)
+      scatter_sends[u.chunk * max_segments + u.segment] = std::move(req);
+    else
+      gather_sends.push_back(std::move(req));
+  };
+  {
+    std::vector<Unit> own;
+    segments_of(0, r, own);
+    for (const Unit& u : own) send_unit(u, 0);
+  }
+
+  auto timed_out = [&](const std::string& what) {
+    return TimeoutError(fmt::format("rank {}: {} timed out after {} ms; {}", rank_, op_name,
+                                    options_.timeout.count(), what));
+  };
+  auto wait_for = [&](comm::Request& req, const std::string& what) {
+    if (!req.test() && !req.wait_until(limit)) throw timed_out(what);
+  };
+
+  // Receive buffers of the reduce-scatter; the highest slot first so that scratch_ grows once.
+  const std::size_t partial_bytes = std::min(segment, ring_chunk(inout.count, n, 0).count) * esize;
+  std::vector<std::uint8_t*> partials(kRingWindow);
+  for (std::size_t k = kRingWindow; k-- > 0;) partials[k] = scratch(k, partial_bytes).data();
+  std::vector<comm::RequestPtr> recvs(kRingWindow);
+  std::size_t posted = 0;
+  for (std::size_t done = 0; done < units.size(); ++done) {
+    // Post receives up to kRingWindow ahead, in order.
+    while (posted < units.size() && posted < done + kRingWindow) {
+      const Unit& u = units[posted];
+      void* target = base + u.begin * esize;
+      if (u.step <= last_reduce_step) {
+        target = partials[posted % kRingWindow];
+      } else {
+        auto& pending = scatter_sends[u.chunk * max_segments + u.segment];
+        if (pending) {
+          if (posted > done && !pending->test()) break;  // retried after the next receive
+          wait_for(*pending, fmt::format("still waiting for the send of chunk {} to rank {}",
+                                         u.chunk, right));
+          pending.reset();
+        }
+      }
+      recvs[posted % kRingWindow] = t.irecv(target, u.count * esize, left, tag);
+      ++posted;
+    }
+    const Unit& u = units[done];
+    comm::RequestPtr& req = recvs[done % kRingWindow];
+    wait_for(*req, fmt::format("still waiting for step {} of {} (chunk {}) from rank {}", u.step,
+                               last_step + 1, u.chunk, left));
+    req.reset();
+    void* elements = base + u.begin * esize;
+    if (u.step <= last_reduce_step) {
+      reduce_into(inout.dtype, op, u.count, partials[done % kRingWindow], elements);
+      if (u.step == last_reduce_step && op == ReduceOp::kAverage)
+        scale(inout.dtype, u.count, 1.0 / n, elements);
+    }
+    if (u.step < last_step) send_unit(u, u.step + 1);
+  }
+  for (auto& req : scatter_sends)
+    if (req) wait_for(*req, fmt::format("still waiting for sends to rank {}", right));
+  for (auto& req : gather_sends)
+    wait_for(*req, fmt::format("still waiting for sends to rank {}", right));
 }
 
 void Engine::run_broadcast(Channel& ch, Buffer inout, int root) {

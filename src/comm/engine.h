@@ -147,6 +147,9 @@ class Engine {
                 const std::function<void(std::size_t)>& on_complete,
                 const std::function<std::string(const std::vector<std::size_t>&)>& describe_missing,
                 const std::string& op);
+  // Bandwidth-optimal allreduce over isend/irecv: reduce-scatter then allgather around the ring
+  // of ranks, pipelined in segments (see engine.cpp).
+  void ring_allreduce(Channel& ch, Buffer inout, ReduceOp op, std::int64_t seq);
   void check_collective_meta(Channel& ch, OpKind kind, std::int64_t seq,
                              const std::vector<std::int64_t>& fields,
                              const std::vector<const char*>& field_names);

@@ -26,6 +26,11 @@ void scale(DType dtype, std::size_t count, double factor, void* data);
 // dst = factor * src (dst must not overlap src unless identical).
 void scaled_copy(DType dtype, std::size_t count, double factor, const void* src, void* dst);
 
+// inout[i] = op(inout[i], in[i]) for kSum, kMin, kMax (kAverage sums; the caller divides).
+// float16/bfloat16 are widened to float32, combined and rounded back, like the MPI backend's
+// reduction; integer sums wrap around like MPI's. `in` must not overlap `inout`.
+void reduce_into(DType dtype, ReduceOp op, std::size_t count, const void* in, void* inout);
+
 // True if every element is finite (float types) — used to validate user weights, not payloads.
 bool is_finite(double v);
 

@@ -4,7 +4,18 @@
 
 #include <fmt/format.h>
 
+#include <map>
+
 namespace decent::detail {
+
+std::string Timeline::claim_path(const std::string& prefix, int rank) {
+  static std::mutex mutex;
+  static std::map<std::string, int> claimed;  // first name -> contexts that asked for it
+  const std::string first = fmt::format("{}{}.json", prefix, rank);
+  std::lock_guard<std::mutex> lock(mutex);
+  const int earlier = claimed[first]++;
+  return earlier == 0 ? first : fmt::format("{}{}.ctx{}.json", prefix, rank, earlier);
+}
 
 Timeline::~Timeline() {
   close();

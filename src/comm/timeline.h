@@ -14,6 +14,10 @@ class Timeline {
  public:
   Timeline() = default;
   ~Timeline();
+  // The file of `rank` for `prefix`: prefix<rank>.json for the first context of this process
+  // that asks, then prefix<rank>.ctx<k>.json for the k-th further one (k = 1, 2, ...), so that
+  // several contexts in one process never write the same file. Names are not reused.
+  static std::string claim_path(const std::string& prefix, int rank);
   // Starts writing to `path`; does nothing when path is empty.
   void open(const std::string& path, int rank);
   bool enabled() const { return enabled_; }

@@ -1,9 +1,13 @@
 #include "decent/comm/types.h"
 #include "decent/comm/transport.h"
 
+#include "polling.h"
+
 #include <sched.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 #include <thread>
 
 namespace decent {
@@ -69,20 +73,80 @@ const char* reduce_op_name(ReduceOp op) {
 
 namespace comm {
 
+namespace {
+
+// A non-negative integer from the environment, or `fallback` when unset.
+long long env_microseconds(const char* name, long long fallback) {
+  const char* text = std::getenv(name);
+  if (text == nullptr || *text == '\0') return fallback;
+  char* end = nullptr;
+  const long long value = std::strtoll(text, &end, 10);
+  if (end == text || *end != '\0' || value < 0)
+    throw InvalidArgument(std::string("environment variable ") + name + "='" + text +
+                          "' is not a non-negative number of microseconds");
+  return value;
+}
+
+int ranks_on_this_host() {
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"}) {
+    const char* text = std::getenv(name);
+    if (text == nullptr) continue;
+    const int value = std::atoi(text);
+    if (value > 0) return value;
+  }
+  return 1;
+}
+
+int usable_hardware_threads() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+PollPolicy make_poll_policy() {
+  PollPolicy p;
+  p.ranks_on_host = ranks_on_this_host();
+  p.hardware_threads = usable_hardware_threads();
+  // Every rank has a core: poll longer and wake up often, since sleeping only adds latency.
+  // Ranks share cores: a short window and long sleeps, so the waiting ranks leave the cores to
+  // those that can make progress.
+  const bool shared = p.oversubscribed();
+  p.spin = std::chrono::microseconds(env_microseconds("DECENT_POLL_SPIN_US", shared ? 50 : 200));
+  p.max_sleep =
+      std::chrono::microseconds(env_microseconds("DECENT_POLL_MAX_SLEEP_US", shared ? 1000 : 100));
+  // A zero cap would turn the wait into a busy loop.
+  p.max_sleep = std::max(p.max_sleep, std::chrono::microseconds(1));
+  p.first_sleep = std::min(p.first_sleep, p.max_sleep);
+  return p;
+}
+
+}  // namespace
+
+const PollPolicy& poll_policy() {
+  static const PollPolicy policy = make_poll_policy();
+  return policy;
+}
+
+Backoff::Backoff(const PollPolicy& policy)
+    : policy_(policy), start_(Clock::now()), sleep_(policy.first_sleep) {}
+
+void Backoff::pause(Clock::time_point deadline) {
+  const auto now = Clock::now();
+  if (now - start_ < policy_.spin) {
+    sched_yield();
+    return;
+  }
+  const auto until = std::min(deadline, now + sleep_);
+  if (until > now) std::this_thread::sleep_until(until);
+  sleep_ = std::min(sleep_ * 2, policy_.max_sleep);
+}
+
 bool Request::wait_until(Clock::time_point deadline) {
-  // Backoff: a few yields keep latency low when the peer is about to answer; then sleeps that
-  // grow to 1 ms so that 16 ranks on 2 cores still leave CPU to the ranks making progress.
-  int spins = 0;
-  auto sleep = std::chrono::microseconds(20);
+  Backoff backoff;
   while (!test()) {
     if (Clock::now() >= deadline) return false;
-    if (spins < 16) {
-      ++spins;
-      sched_yield();
-    } else {
-      std::this_thread::sleep_for(sleep);
-      sleep = std::min(sleep * 2, std::chrono::microseconds(1000));
-    }
+    backoff.pause(deadline);
   }
   return true;
 }
