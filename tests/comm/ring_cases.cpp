@@ -1,0 +1,299 @@
+#include "ring_cases.h"
+
+#include "decent/topology/generators.h"
+#include "decent/topology/schedule.h"
+
+#include <gtest/gtest.h>
+
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <type_traits>
+
+namespace decent::testing {
+namespace {
+
+// Every allreduce of these cases runs as a ring (the threshold is 0 bytes).
+void ring_always(ContextOptions& o) {
+  o.ring_allreduce_threshold_bytes = 0;
+}
+
+// Values whose sums, minima and maxima are exact in every dtype, so that the ring (which adds in
+// a different order than a transport's allreduce) must produce exactly the expected elements.
+// `wide` is distinct for every element index (a chunk sent to the wrong place shows up); it is
+// used for the 32/64-bit types. `narrow` stays in [-3, 7.5] for float16/bfloat16/uint8.
+double wide(int rank, std::size_t k, bool fractions) {
+  const double v = static_cast<double>(k) + static_cast<double>((rank * 5 + k) % 7) - 3.0;
+  return fractions ? v + 0.5 * static_cast<double>((rank + k) % 2) : v;
+}
+double narrow(int rank, std::size_t k, bool fractions, bool non_negative) {
+  const double v = static_cast<double>((rank * 7 + k * 3) % 11) - (non_negative ? 0.0 : 3.0);
+  return fractions ? v + 0.5 * static_cast<double>((rank + k) % 2) : v;
+}
+
+template <typename T>
+constexpr DType dtype_for() {
+  if constexpr (std::is_same_v<T, Eigen::half>)
+    return DType::kFloat16;
+  else if constexpr (std::is_same_v<T, Eigen::bfloat16>)
+    return DType::kBFloat16;
+  else
+    return dtype_of<T>();
+}
+
+template <typename T>
+double input_value(int rank, std::size_t k) {
+  constexpr bool is_half = std::is_same_v<T, Eigen::half> || std::is_same_v<T, Eigen::bfloat16>;
+  constexpr bool is_float = is_half || std::is_floating_point_v<T>;
+  if constexpr (is_half || std::is_same_v<T, std::uint8_t>)
+    return narrow(rank, k, is_float, std::is_same_v<T, std::uint8_t>);
+  else
+    return wide(rank, k, is_float);
+}
+
+// The element the maths asks for: the reduction over ranks of input_value, and for an average
+// the sum times 1/n rounded as the engine's scale kernel does (in T, or in float for 16 bits).
+template <typename T>
+T expected_value(int n, std::size_t k, ReduceOp op) {
+  double sum = 0, lo = std::numeric_limits<double>::max(),
+         hi = std::numeric_limits<double>::lowest();
+  for (int r = 0; r < n; ++r) {
+    const double v = input_value<T>(r, k);
+    sum += v;
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  }
+  switch (op) {
+    case ReduceOp::kSum:
+      return static_cast<T>(sum);
+    case ReduceOp::kMin:
+      return static_cast<T>(lo);
+    case ReduceOp::kMax:
+      return static_cast<T>(hi);
+    case ReduceOp::kAverage:
+      break;
+  }
+  if constexpr (std::is_same_v<T, Eigen::half> || std::is_same_v<T, Eigen::bfloat16>) {
+    return T(static_cast<float>(1.0 / n) * static_cast<float>(T(static_cast<float>(sum))));
+  } else {
+    return static_cast<T>(static_cast<T>(sum) * static_cast<T>(1.0 / n));
+  }
+}
+
+template <typename T>
+std::vector<T> inputs(int rank, std::size_t count) {
+  std::vector<T> x(count);
+  for (std::size_t k = 0; k < count; ++k) x[k] = static_cast<T>(input_value<T>(rank, k));
+  return x;
+}
+
+template <typename T>
+void expect_reduced(const std::vector<T>& got, int n, ReduceOp op, const std::string& what) {
+  std::size_t wrong = 0;
+  for (std::size_t k = 0; k < got.size(); ++k) {
+    const T want = expected_value<T>(n, k, op);
+    // Compare as double: exact for every dtype here, and printable for the 16-bit ones.
+    if (static_cast<double>(got[k]) != static_cast<double>(want) && wrong++ < 3)
+      ADD_FAILURE() << what << ": element " << k << " is " << static_cast<double>(got[k])
+                    << ", expected " << static_cast<double>(want);
+  }
+  EXPECT_EQ(wrong, 0u) << what << ": wrong elements out of " << got.size();
+}
+
+template <typename T>
+void check_allreduce(Context& c, std::size_t count, ReduceOp op) {
+  std::vector<T> x = inputs<T>(c.rank(), count);
+  c.allreduce(Buffer(x.data(), count, dtype_for<T>()), op);
+  expect_reduced(x, c.size(), op,
+                 "rank " + std::to_string(c.rank()) + " " + dtype_name(dtype_for<T>()) + " " +
+                     reduce_op_name(op) + " of " + std::to_string(count) + " elements");
+}
+
+// Counts around the number of chunks: fewer elements than ranks (empty chunks), a multiple of n,
+// and counts that do not divide evenly.
+std::vector<std::size_t> edge_counts(int n) {
+  const std::size_t un = static_cast<std::size_t>(n);
+  std::vector<std::size_t> counts = {1, un, un + 1, 2 * un + 3, 1000};
+  if (n > 2) counts.push_back(un - 1);
+  return counts;
+}
+
+template <typename T>
+void check_every_op(Context& c, bool floating) {
+  for (std::size_t count : edge_counts(c.size())) {
+    for (ReduceOp op : {ReduceOp::kSum, ReduceOp::kMin, ReduceOp::kMax})
+      check_allreduce<T>(c, count, op);
+    if (floating) check_allreduce<T>(c, count, ReduceOp::kAverage);
+  }
+}
+
+// Elements of chunk `c` when `total` elements are cut into n chunks differing by at most one.
+std::size_t chunk_size(std::size_t total, int n, int c) {
+  return total / n + (static_cast<std::size_t>(c) < total % n ? 1 : 0);
+}
+
+std::vector<CommCase> make_cases() {
+  std::vector<CommCase> cases;
+  auto add = [&](std::string name, std::function<void(Context&)> body,
+                 std::function<void(ContextOptions&)> configure = ring_always) {
+    CommCase c;
+    c.name = std::move(name);
+    c.body = std::move(body);
+    c.configure = std::move(configure);
+    cases.push_back(std::move(c));
+  };
+
+  add("RingFloat32EveryOp", [](Context& c) { check_every_op<float>(c, true); });
+  add("RingFloat64EveryOp", [](Context& c) { check_every_op<double>(c, true); });
+  add("RingFloat16EveryOp", [](Context& c) { check_every_op<Eigen::half>(c, true); });
+  add("RingBFloat16EveryOp", [](Context& c) { check_every_op<Eigen::bfloat16>(c, true); });
+  add("RingInt32EveryOp", [](Context& c) { check_every_op<std::int32_t>(c, false); });
+  add("RingInt64EveryOp", [](Context& c) { check_every_op<std::int64_t>(c, false); });
+  add("RingUInt8EveryOp", [](Context& c) { check_every_op<std::uint8_t>(c, false); });
+
+  // Large buffers: chunks of several 1 MiB segments (more segments than receives posted ahead)
+  // and a count that no n in {3, 5, 8} divides.
+  add("RingLarge", [](Context& c) {
+    check_allreduce<float>(c, (std::size_t{1} << 20) + 3, ReduceOp::kSum);
+    check_allreduce<double>(c, (std::size_t{3} << 19) + 3, ReduceOp::kAverage);
+    check_allreduce<Eigen::bfloat16>(c, (std::size_t{3} << 20) + 3, ReduceOp::kMax);
+  });
+
+  // Ring and transport allreduces queued without waiting, interleaved with neighbour averaging:
+  // every operation must take only its own messages.
+  add(
+      "RingInterleavedWithOtherOps",
+      [](Context& c) {
+        const int n = c.size();
+        topology::Graph g = topology::exponential(n);
+        const Eigen::MatrixXd w = g.mixing_matrix();
+        c.set_topology(g);
+        const std::size_t big = 100003, small = 5;  // small: 40 bytes, below the threshold
+        std::vector<double> a = inputs<double>(c.rank(), big);
+        std::vector<double> nb(big), nb_out(big);
+        for (std::size_t k = 0; k < big; ++k) nb[k] = c.rank() + 0.25 * static_cast<double>(k);
+        std::vector<double> s = inputs<double>(c.rank(), small);
+        std::vector<float> f = inputs<float>(c.rank(), big + 1);
+        std::vector<std::int64_t> m = inputs<std::int64_t>(c.rank(), 777);
+        std::vector<Handle> handles;
+        handles.push_back(c.allreduce_async(a, ReduceOp::kSum));
+        handles.push_back(c.neighbor_allreduce_async(nb, nb_out));
+        handles.push_back(c.allreduce_async(s, ReduceOp::kMax));
+        handles.push_back(c.allreduce_async(f, ReduceOp::kAverage));
+        handles.push_back(c.neighbor_allreduce_async(nb_out, nb_out));
+        handles.push_back(c.allreduce_async(m, ReduceOp::kMin));
+        for (auto& h : handles) h.wait();
+        const std::string who = "rank " + std::to_string(c.rank());
+        expect_reduced(a, n, ReduceOp::kSum, who + " async ring sum");
+        expect_reduced(s, n, ReduceOp::kMax, who + " async transport max");
+        expect_reduced(f, n, ReduceOp::kAverage, who + " async ring average");
+        expect_reduced(m, n, ReduceOp::kMin, who + " async ring min");
+        // Two rounds of neighbour averaging: row `rank` of W^2 applied to every rank's values.
+        const Eigen::MatrixXd w2 = w * w;
+        for (std::size_t k : {std::size_t{0}, big / 2, big - 1}) {
+          double want = 0;
+          for (int j = 0; j < n; ++j) want += w2(c.rank(), j) * (j + 0.25 * static_cast<double>(k));
+          EXPECT_NEAR(nb_out[k], want, 1e-9 * (1 + std::abs(want))) << who << " element " << k;
+        }
+      },
+      [](ContextOptions& o) { o.ring_allreduce_threshold_bytes = 1024; });
+
+  // The threshold is inclusive, and the ring sends exactly what the algorithm says: 2(n-1)
+  // messages (one per step, chunks below one segment), every chunk but (r+1) in the
+  // reduce-scatter and every chunk but (r+2) in the allgather.
+  add(
+      "RingThresholdAndVolume",
+      [](Context& c) {
+        const int n = c.size(), r = c.rank();
+        const std::size_t at_threshold = 1024;  // floats: 4096 bytes
+        std::vector<float> below = inputs<float>(r, at_threshold - 1);
+        std::vector<float> at = inputs<float>(r, at_threshold);
+        const CommStats before = c.stats();
+        c.allreduce(below, ReduceOp::kSum);
+        const CommStats middle = c.stats();
+        EXPECT_EQ(middle.messages_sent, before.messages_sent) << "below the threshold: transport";
+        c.allreduce(at, ReduceOp::kSum);
+        const CommStats after = c.stats();
+        expect_reduced(below, n, ReduceOp::kSum, "below the threshold");
+        expect_reduced(at, n, ReduceOp::kSum, "at the threshold");
+        if (n == 1) {
+          EXPECT_EQ(after.messages_sent, middle.messages_sent);
+          return;
+        }
+        EXPECT_EQ(after.messages_sent - middle.messages_sent,
+                  static_cast<std::uint64_t>(2 * (n - 1)));
+        const std::size_t elements = 2 * at_threshold - chunk_size(at_threshold, n, (r + 1) % n) -
+                                     chunk_size(at_threshold, n, (r + 2) % n);
+        EXPECT_EQ(after.bytes_sent - middle.bytes_sent, elements * sizeof(float));
+        EXPECT_EQ(after.bytes_received - middle.bytes_received, elements * sizeof(float));
+      },
+      [](ContextOptions& o) { o.ring_allreduce_threshold_bytes = 4096; });
+
+  // Fused buffers go through the ring as one message stream and come back unfused and exact.
+  add("RingFusedBuffers", [](Context& c) {
+    std::vector<std::vector<double>> bufs;
+    std::vector<Buffer> views;
+    for (std::size_t b = 0; b < 20; ++b) bufs.push_back(inputs<double>(c.rank(), 3 * b + 1));
+    for (auto& b : bufs) views.emplace_back(b);
+    c.allreduce(views, ReduceOp::kAverage);
+    for (std::size_t b = 0; b < bufs.size(); ++b)
+      expect_reduced(bufs[b], c.size(), ReduceOp::kAverage, "fused buffer " + std::to_string(b));
+  });
+
+  // Consistency checks off: the ring still works, and repeated calls reuse tags safely.
+  add(
+      "RingWithoutConsistencyChecks",
+      [](Context& c) {
+        for (int round = 0; round < 3; ++round) {
+          std::vector<std::int32_t> x = inputs<std::int32_t>(c.rank(), 4099 + round);
+          c.allreduce(x, ReduceOp::kSum);
+          expect_reduced(x, c.size(), ReduceOp::kSum, "round " + std::to_string(round));
+        }
+      },
+      [](ContextOptions& o) {
+        o.ring_allreduce_threshold_bytes = 0;
+        o.check_consistency = false;
+      });
+
+  // Hierarchical averaging uses the ring inside each emulated machine.
+  add(
+      "RingInsideHierarchical",
+      [](Context& c) {
+        // Machines are pairs of consecutive ranks, mixed over the exponential graph.
+        const int machines = c.machine_size();
+        topology::Graph g = topology::exponential(machines);
+        const Eigen::MatrixXd w = g.mixing_matrix();
+        c.set_machine_topology(std::make_shared<topology::StaticSchedule>(g));
+        std::vector<double> x = inputs<double>(c.rank(), 301);
+        std::vector<double> out(x.size());
+        c.hierarchical_neighbor_allreduce(x, out);
+        auto machine_mean = [&](int m, std::size_t k) {
+          const int first = 2 * m, last = std::min(c.size(), first + 2);
+          double s = 0;
+          for (int r = first; r < last; ++r) s += input_value<double>(r, k);
+          return s / (last - first);
+        };
+        for (std::size_t k = 0; k < x.size(); ++k) {
+          double want = 0;
+          for (int j = 0; j < machines; ++j) want += w(c.machine_rank(), j) * machine_mean(j, k);
+          ASSERT_NEAR(out[k], want, 1e-9 * (1 + std::abs(want))) << "element " << k;
+        }
+      },
+      [](ContextOptions& o) {
+        o.ring_allreduce_threshold_bytes = 0;
+        o.ranks_per_machine = 2;
+      });
+  return cases;
+}
+
+}  // namespace
+
+const std::vector<CommCase>& ring_cases() {
+  static const std::vector<CommCase> cases = make_cases();
+  return cases;
+}
+
+}  // namespace decent::testing
