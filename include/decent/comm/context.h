@@ -31,7 +31,10 @@ class Transport;
 namespace detail {
 struct OpState;
 class Engine;
+struct WindowRegistry;
 }  // namespace detail
+class Window;  // decent/comm/window.h
+struct WindowOptions;
 
 struct ContextOptions {
   // Longest any single wait may block before raising TimeoutError naming the missing ranks.
@@ -180,6 +183,16 @@ class Context {
   void pair_gossip(Buffer inout, int peer, double self_weight = 0.5);
   Handle pair_gossip_async(Buffer inout, int peer, double self_weight = 0.5);
 
+  // --- one-sided windows (decent/comm/window.h) ---
+  // Collective: every rank creates the window `name` over its own `buffer` (same count and dtype
+  // everywhere, checked). The buffer must outlive the window.
+  Window& win_create(const std::string& name, Buffer buffer);
+  Window& win_create(const std::string& name, Buffer buffer, const WindowOptions& options);
+  // The window `name`; InvalidArgument if there is none (never created, or freed).
+  Window& window(const std::string& name);
+  // Collective: releases the window; a reference still held then throws on use.
+  void win_free(const std::string& name);
+
   CommStats stats() const;
 
   // For the backends and tests: the transport and the engine that runs operations.
@@ -194,6 +207,8 @@ class Context {
                                  const NeighborAllreduceOptions& opts, bool blocking);
   Handle pair_gossip_impl(Buffer inout, int peer, double self_weight, bool blocking);
   std::unique_ptr<detail::Engine> engine_;
+  // Declared after engine_ so that windows are released before the engine stops.
+  std::shared_ptr<detail::WindowRegistry> windows_;
 };
 
 using ContextPtr = std::shared_ptr<Context>;

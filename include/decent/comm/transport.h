@@ -29,6 +29,28 @@ class Request {
 
 using RequestPtr = std::unique_ptr<Request>;
 
+// Memory on every rank of a transport that every rank reads and writes one-sidedly (MPI RMA,
+// passive target; shared memory in the local backend). Offsets are in bytes. Each call is
+// complete at return: a put is visible at the target, a get has landed. Calls may come from any
+// thread, concurrently with the transport's communication thread. Conflicting accesses (a put
+// and a get of the same bytes) must be ordered by the caller, e.g. with a lock word and
+// compare_and_swap; accumulate and the atomics are atomic per element.
+class RmaWindow {
+ public:
+  virtual ~RmaWindow() = default;
+  // Bytes of `rank`'s memory (ranks may expose different sizes).
+  virtual std::size_t bytes(int rank) const = 0;
+  virtual void put(int target, std::size_t offset, const void* data, std::size_t bytes) = 0;
+  virtual void get(int target, std::size_t offset, void* data, std::size_t bytes) = 0;
+  // target[offset..] += data, element-wise; float32, float64, int32 or int64.
+  virtual void accumulate(int target, std::size_t offset, const void* data, std::size_t count,
+                          DType dtype) = 0;
+  // Atomic operations on an 8-byte aligned int64 of `target`; both return the previous value.
+  virtual std::int64_t compare_and_swap(int target, std::size_t offset, std::int64_t expected,
+                                        std::int64_t desired) = 0;
+  virtual std::int64_t fetch_add(int target, std::size_t offset, std::int64_t delta) = 0;
+};
+
 class Transport {
  public:
   virtual ~Transport() = default;
@@ -58,6 +80,14 @@ class Transport {
   // A transport over the ranks that pass the same `color`, ordered by (key, rank). Collective
   // over all ranks of this transport. The result is independent of this one (own tag space).
   virtual std::unique_ptr<Transport> split(int color, int key) = 0;
+
+  // Collective: memory of `bytes` bytes (zero-filled, 8-byte aligned) on this rank, exposed to
+  // every rank. Must be ordered with the other collectives (the Context runs it on its
+  // communication thread). Backends without one-sided communication throw CommError.
+  virtual std::unique_ptr<RmaWindow> create_window(std::size_t bytes) {
+    throw CommError("rank " + std::to_string(rank()) + ": backend '" + backend() +
+                    "' has no one-sided windows");
+  }
 
   // Marks this rank as failed so that peers blocked on it fail fast instead of timing out
   // (best effort; the MPI backend may abort the job).

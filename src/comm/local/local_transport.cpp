@@ -532,6 +532,14 @@ void LocalWorld::shutdown(const std::string& reason) {
   job_->wake_all();
 }
 
+void LocalWorld::check_usable(int rank, bool left_is_ok) const {
+  std::lock_guard<std::mutex> lock(job_->mutex);
+  std::exception_ptr error = job_shut_down(*job_);
+  const bool left = job_->status[job_ranks_[rank]] == RankStatus::kLeft;
+  if (!error && !(left && left_is_ok)) error = rank_unavailable(*job_, job_ranks_, rank);
+  if (error) std::rethrow_exception(error);
+}
+
 // ---- LocalTransport ----
 
 LocalTransport::LocalTransport(std::shared_ptr<LocalWorld> world, int rank)

@@ -57,6 +57,9 @@ class LocalWorld : public std::enable_shared_from_this<LocalWorld> {
   // Releases every thread blocked in any world of the job; all pending and later operations
   // throw CommError("local job shut down: reason").
   void shutdown(const std::string& reason);
+  // Throws CommError when the job is shut down or `rank` has failed or (unless left_is_ok) left.
+  // One-sided operations, which bypass the mailboxes, check it on every call.
+  void check_usable(int rank, bool left_is_ok = false) const;
 
  private:
   friend class LocalTransport;
@@ -96,6 +99,9 @@ class LocalTransport : public Transport {
   std::unique_ptr<Transport> split(int color, int key) override;
 
   void fail(const std::string& reason) override;
+
+  // Collective (every rank of the world): shared memory that the other threads access directly.
+  std::unique_ptr<RmaWindow> create_window(std::size_t bytes) override;
 
   const std::shared_ptr<LocalWorld>& world() const { return world_; }
 

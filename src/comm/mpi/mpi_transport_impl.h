@@ -59,6 +59,11 @@ class MpiTransport final : public Transport {
   // whole job (mpirun kills the other ranks), so peers never hang waiting for it. Does not return.
   void fail(const std::string& reason) override;
 
+  // MPI_Win_allocate over a duplicate of the communicator, kept in one passive-target epoch
+  // (MPI_Win_lock_all) for its whole life; every call ends with MPI_Win_flush. Needs
+  // MPI_THREAD_MULTIPLE, since windows are used from the caller's thread (mpi_window.cpp).
+  std::unique_ptr<RmaWindow> create_window(std::size_t bytes) override;
+
   MPI_Comm comm() const { return comm_; }
   const std::shared_ptr<Runtime>& runtime() const { return runtime_; }
   // "rank 3 of 8" (plus the world rank for split transports): the prefix of error messages.
