@@ -6,9 +6,10 @@
 //   decentrun --dry-run -np 16 ./train        # prints the mpirun command only
 //
 // Exit status: mpirun's (128 + signal if it was killed), 2 for bad options, 127 when mpirun is
-// not on PATH.
+// not on PATH. When the job fails, a last line names the rank that ended it and how.
 #include <CLI/CLI.hpp>
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -17,6 +18,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -24,6 +26,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -250,6 +253,79 @@ std::string join_for_shell(const std::vector<std::string>& argv) {
 
 // ---- running mpirun ----
 
+// Reads mpirun's own reports of a failed job from its stderr (passed through unchanged) and
+// keeps the first rank that ended the job, so that decentrun can name it in one line at the end
+// instead of leaving the user to find it in mpirun's boxed messages.
+class FailureWatcher {
+ public:
+  void feed(const char* data, std::size_t size) {
+    pending_.append(data, size);
+    std::size_t end;
+    while ((end = pending_.find('\n')) != std::string::npos) {
+      scan(pending_.substr(0, end));
+      pending_.erase(0, end + 1);
+    }
+    // A line this long is not one of mpirun's reports; drop it rather than grow.
+    if (pending_.size() > 4096) pending_.clear();
+  }
+
+  // One line naming the rank that ended the job, or "" when mpirun reported none.
+  std::string summary() const { return summary_; }
+
+ private:
+  void scan(const std::string& line) {
+    static const std::regex signalled(
+        R"(mpirun noticed that process rank (\d+) with PID (\d+) on node (\S+) exited on signal (\d+) \(([^)]*)\))");
+    // Open MPI breaks this report over two lines: "...on rank R in communicator C" and
+    // "with errorcode E."
+    static const std::regex aborted(R"(MPI_ABORT was invoked on rank (\d+) in communicator)");
+    static const std::regex abort_code(R"(with errorcode (-?\d+))");
+    static const std::regex process_name(R"(Process name: \[\[\d+,\d+\],(\d+)\])");
+    static const std::regex exit_code(R"(Exit code:\s+(-?\d+))");
+    std::smatch m;
+    if (!summary_.empty()) return;  // the first failure is the cause; later ones follow from it
+    if (std::regex_search(line, m, signalled)) {
+      // mpirun reports PID 0 when it did not record the rank's pid.
+      const std::string where =
+          m[2] == "0" ? "on " + m[3].str() : "pid " + m[2].str() + " on " + m[3].str();
+      summary_ = "rank " + m[1].str() + " (" + where + ") was killed by signal " + m[4].str() +
+                 " (" + m[5].str() + "); mpirun stopped the other ranks";
+    } else if (std::regex_search(line, m, aborted)) {
+      aborted_rank_ = m[1].str();
+      if (std::regex_search(line, m, abort_code)) set_abort_summary(m[1].str());
+    } else if (!aborted_rank_.empty() && std::regex_search(line, m, abort_code)) {
+      set_abort_summary(m[1].str());
+    } else if (std::regex_search(line, m, process_name)) {
+      exited_rank_ = m[1].str();
+    } else if (!exited_rank_.empty() && std::regex_search(line, m, exit_code)) {
+      summary_ = "rank " + exited_rank_ + " exited with status " + m[1].str() +
+                 "; mpirun stopped the other ranks";
+    }
+  }
+
+  void set_abort_summary(const std::string& code) {
+    summary_ = "rank " + aborted_rank_ + " aborted the job (MPI_Abort with error code " + code +
+               "); its error is printed above";
+  }
+
+  std::string aborted_rank_;
+  std::string pending_;
+  std::string exited_rank_;
+  std::string summary_;
+};
+
+void write_all(int fd, const char* data, std::size_t size) {
+  while (size > 0) {
+    const ssize_t written = write(fd, data, size);
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      return;  // our stderr is gone; keep watching mpirun regardless
+    }
+    data += written;
+    size -= static_cast<std::size_t>(written);
+  }
+}
+
 volatile sig_atomic_t g_child = 0;
 
 // Passes SIGINT/SIGTERM/SIGHUP on to mpirun, which then stops the ranks. A signal that the
@@ -279,28 +355,77 @@ int run(const std::vector<std::string>& argv) {
   for (const std::string& word : argv) c_argv.push_back(const_cast<char*>(word.c_str()));
   c_argv.push_back(nullptr);
 
+  // mpirun's stderr (its own reports and the ranks' stderr) passes through us to be watched.
+  int err_pipe[2];
+  if (pipe(err_pipe) != 0) {
+    std::fprintf(stderr, "decentrun: pipe failed: %s\n", std::strerror(errno));
+    return 1;
+  }
+  // A reader of our stderr that goes away must not kill decentrun before mpirun is reaped.
+  signal(SIGPIPE, SIG_IGN);
   const pid_t child = fork();
   if (child < 0) {
     std::fprintf(stderr, "decentrun: fork failed: %s\n", std::strerror(errno));
     return 1;
   }
   if (child == 0) {
+    signal(SIGPIPE, SIG_DFL);  // an ignored signal would stay ignored across exec
+    dup2(err_pipe[1], STDERR_FILENO);
+    close(err_pipe[0]);
+    close(err_pipe[1]);
     execvp(c_argv[0], c_argv.data());  // caught signals revert to their defaults in mpirun
     std::fprintf(stderr, "decentrun: cannot run %s: %s\n", c_argv[0], std::strerror(errno));
     _exit(errno == ENOENT ? kMpirunMissing : 126);
   }
   g_child = child;
+  close(err_pipe[1]);
 
+  FailureWatcher watcher;
   int status = 0;
-  while (waitpid(child, &status, 0) < 0) {
+  bool reaped = false;
+  bool open = true;
+  auto quiet_since = std::chrono::steady_clock::now();
+  char buffer[8192];
+  while (open) {
+    pollfd readable{err_pipe[0], POLLIN, 0};
+    const int ready = poll(&readable, 1, 200);
+    if (ready > 0) {
+      const ssize_t got = read(err_pipe[0], buffer, sizeof buffer);
+      if (got > 0) {
+        write_all(STDERR_FILENO, buffer, static_cast<std::size_t>(got));
+        watcher.feed(buffer, static_cast<std::size_t>(got));
+        quiet_since = std::chrono::steady_clock::now();
+      } else if (got == 0 || errno != EINTR) {
+        open = false;  // every writer closed the pipe
+      }
+    } else if (ready < 0 && errno != EINTR) {
+      open = false;
+    }
+    if (!reaped) {
+      const pid_t done = waitpid(child, &status, WNOHANG);
+      if (done == child) {
+        reaped = true;
+        quiet_since = std::chrono::steady_clock::now();
+      }
+    }
+    // A process started by mpirun may hold the pipe open after mpirun is gone: stop reading once
+    // mpirun has exited and the pipe has been quiet for a second.
+    if (reaped && std::chrono::steady_clock::now() - quiet_since > std::chrono::seconds(1)) break;
+  }
+  close(err_pipe[0]);
+  while (!reaped && waitpid(child, &status, 0) < 0) {
     if (errno != EINTR) {
       std::fprintf(stderr, "decentrun: waitpid failed: %s\n", std::strerror(errno));
       return 1;
     }
   }
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return 1;
+  int code = 1;
+  if (WIFEXITED(status)) code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) code = 128 + WTERMSIG(status);
+  if (code != 0 && !watcher.summary().empty()) {
+    std::fprintf(stderr, "decentrun: %s (exit status %d)\n", watcher.summary().c_str(), code);
+  }
+  return code;
 }
 
 LaunchOptions parse(int argc, char** argv) {
