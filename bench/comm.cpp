@@ -26,6 +26,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -199,11 +200,20 @@ class Harness {
     // checked one, prefix + "nocheck-<rank>.json" for this one.
     if (!options.timeline_prefix.empty()) options.timeline_prefix += "nocheck-";
     unchecked_ = make_context(options);
+    // Both allreduce algorithms on every size, to choose ring_allreduce_threshold_bytes.
+    options.check_consistency = true;
+    options.timeline_prefix = decent::ContextOptions::from_env().timeline_prefix;
+    options.ring_allreduce_threshold_bytes = 0;
+    ring_ = make_context(options);
+    options.ring_allreduce_threshold_bytes = std::numeric_limits<std::size_t>::max();
+    transport_allreduce_ = make_context(options);
   }
 
   ~Harness() {
     checked_.reset();
     unchecked_.reset();
+    ring_.reset();
+    transport_allreduce_.reset();
     if (raw_comm_ != MPI_COMM_NULL) MPI_Comm_free(&raw_comm_);
   }
   Harness(const Harness&) = delete;
@@ -257,6 +267,19 @@ class Harness {
                      raw_one_peer_polled(x, count, step, false);
                    },
                    [this](std::int64_t step) { return one_peer_scale(step); }});
+    ops.push_back({"allreduce-ring", "ctx.allreduce, average, always the ring algorithm",
+                   "mpi-allreduce",
+                   [this](float* x, std::size_t count, std::int64_t) {
+                     ring_->allreduce(decent::Buffer(x, count));
+                   },
+                   [this](std::int64_t) { return (size_ + 1) / 2.0; }});
+    ops.push_back({"allreduce-transport",
+                   "ctx.allreduce, average, always the transport's allreduce (MPI_Iallreduce)",
+                   "mpi-allreduce",
+                   [this](float* x, std::size_t count, std::int64_t) {
+                     transport_allreduce_->allreduce(decent::Buffer(x, count));
+                   },
+                   [this](std::int64_t) { return (size_ + 1) / 2.0; }});
     for (bool check : {true, false}) {
       const std::string suffix = check ? "" : "-nocheck";
       const std::string note = check ? "" : ", check_consistency off";
@@ -435,6 +458,7 @@ class Harness {
   topo::SchedulePtr exponential_;
   topo::SchedulePtr machine_graph_;
   std::shared_ptr<decent::Context> checked_, unchecked_;
+  std::shared_ptr<decent::Context> ring_, transport_allreduce_;
   std::vector<std::vector<float>> recv_;
 };
 

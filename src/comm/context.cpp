@@ -60,8 +60,9 @@ ContextOptions ContextOptions::from_env() {
   if (auto t = env("DECENT_TIMELINE")) o.timeline_prefix = *t;
   o.ranks_per_machine = static_cast<int>(env_integer("DECENT_RANKS_PER_MACHINE", 0));
   o.check_consistency = env_integer("DECENT_CHECK_CONSISTENCY", 1) != 0;
-  o.ring_allreduce_threshold_bytes = static_cast<std::size_t>(
-      env_integer("DECENT_RING_ALLREDUCE_THRESHOLD", o.ring_allreduce_threshold_bytes));
+  if (env("DECENT_RING_ALLREDUCE_THRESHOLD"))
+    o.ring_allreduce_threshold_bytes =
+        static_cast<std::size_t>(env_integer("DECENT_RING_ALLREDUCE_THRESHOLD", 0));
   return o;
 }
 

@@ -6,6 +6,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <numeric>
@@ -27,6 +28,21 @@ constexpr int kRingTagSpan = 1024;
 constexpr std::size_t kRingSegmentBytes = std::size_t{1} << 20;
 // Segments received ahead of the one being reduced.
 constexpr std::size_t kRingWindow = 4;
+
+// The ring takes 2(n-1) rounds moving 2(n-1)/n of the buffer; the transport's allreduce (Open
+// MPI's in-place MPI_Iallreduce: a binomial tree) takes 2 log2(n) rounds moving the whole buffer
+// in each. With a cost of a per round plus bytes/b, the ring is faster from
+//   bytes > a*b * (n - 1 - log2 n) / (log2 n - (n - 1)/n),
+// which is 0 for n = 2. a*b is what a round's latency is worth in bytes; 4 MiB fits the crossovers
+// measured on shared memory with several ranks per core (docs/benchmarks.md).
+constexpr double kRoundLatencyBytes = 4.0 * (1 << 20);
+std::size_t model_ring_threshold(int n) {
+  if (n <= 2) return 0;
+  const double log_n = std::log2(static_cast<double>(n));
+  const double extra_rounds = (n - 1) - log_n;
+  const double volume_saved = log_n - static_cast<double>(n - 1) / n;
+  return static_cast<std::size_t>(kRoundLatencyBytes * extra_rounds / volume_saved);
+}
 
 int positive_mod(std::int64_t a, int n) {
   return static_cast<int>(((a % n) + n) % n);
@@ -686,7 +702,9 @@ void Engine::check_collective_meta(Channel& ch, OpKind kind, std::int64_t seq,
 void Engine::run_allreduce(Channel& ch, Buffer inout, ReduceOp op) {
   const std::int64_t seq = ch.collective_seq++;
   const auto t0 = Clock::now();
-  const bool ring = ch.size() > 1 && inout.bytes() >= options_.ring_allreduce_threshold_bytes;
+  const std::size_t threshold =
+      options_.ring_allreduce_threshold_bytes.value_or(model_ring_threshold(ch.size()));
+  const bool ring = ch.size() > 1 && inout.bytes() >= threshold;
   // `ring` is compared too: ranks with different thresholds would run different algorithms.
   check_collective_meta(
       ch, OpKind::kAllreduce, seq,

@@ -108,11 +108,13 @@ PollPolicy make_poll_policy() {
   PollPolicy p;
   p.ranks_on_host = ranks_on_this_host();
   p.hardware_threads = usable_hardware_threads();
-  // Every rank has a core: poll longer and wake up often, since sleeping only adds latency.
-  // Ranks share cores: a short window and long sleeps, so the waiting ranks leave the cores to
-  // those that can make progress.
+  // Every rank has a core: the peer answers within microseconds, so a short window and short
+  // sleeps keep the latency low. Ranks share cores: the peer must first be scheduled, which takes
+  // up to a scheduler slice; yielding for longer (1 ms) keeps this rank runnable to notice the
+  // message at once while handing the core to whoever can use it, and only then sleeping frees
+  // the core for long waits. Measured in docs/benchmarks.md ("Polling").
   const bool shared = p.oversubscribed();
-  p.spin = std::chrono::microseconds(env_microseconds("DECENT_POLL_SPIN_US", shared ? 50 : 200));
+  p.spin = std::chrono::microseconds(env_microseconds("DECENT_POLL_SPIN_US", shared ? 1000 : 200));
   p.max_sleep =
       std::chrono::microseconds(env_microseconds("DECENT_POLL_MAX_SLEEP_US", shared ? 1000 : 100));
   // A zero cap would turn the wait into a busy loop.

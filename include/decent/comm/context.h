@@ -51,10 +51,12 @@ struct ContextOptions {
   // operations raise MismatchError instead of producing garbage. Costs one extra tiny message.
   bool check_consistency = true;
   // Allreduces of at least this many bytes run as a ring (reduce-scatter, then allgather) over
-  // point-to-point messages: each rank sends 2(n-1)/n of the buffer, the bandwidth optimum.
-  // Smaller ones use the transport's allreduce, which needs fewer rounds (latency-bound sizes).
+  // point-to-point messages: each rank sends 2(n-1)/n of the buffer, the bandwidth optimum, but
+  // in 2(n-1) rounds. Smaller ones use the transport's allreduce (fewer rounds). Unset: chosen
+  // from the number of ranks n by a latency/bandwidth model measured on shared memory (always
+  // the ring for n = 2, about 3 MiB for n = 4, 7.5 MiB for n = 8; docs/benchmarks.md).
   // Every rank must use the same value.
-  std::size_t ring_allreduce_threshold_bytes = std::size_t{256} << 10;
+  std::optional<std::size_t> ring_allreduce_threshold_bytes;
 
   // Defaults overridden by DECENT_TIMEOUT_MS, DECENT_FUSION_THRESHOLD, DECENT_TIMELINE,
   // DECENT_RANKS_PER_MACHINE, DECENT_CHECK_CONSISTENCY (0/1) and
