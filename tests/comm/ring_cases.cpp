@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <thread>
 #include <type_traits>
 
 namespace decent::testing {
@@ -285,6 +286,39 @@ std::vector<CommCase> make_cases() {
       [](ContextOptions& o) {
         o.ring_allreduce_threshold_bytes = 0;
         o.ranks_per_machine = 2;
+      });
+  // A rank that never joins: its ring successor reports it by name, the others report their own
+  // predecessor (which cannot forward what it never got), and nobody hangs.
+  add(
+      "RingTimeoutNamesTheMissingRank",
+      [](Context& c) {
+        const int n = c.size();
+        if (n == 1) return;
+        if (c.rank() == 0) {
+          // Stay away (without leaving the job) until the others have timed out, with a margin
+          // for ranks that start late on a loaded machine.
+          std::this_thread::sleep_for(c.options().timeout * 8);
+          return;
+        }
+        std::vector<double> x = inputs<double>(c.rank(), 64);
+        const std::string left = "from rank " + std::to_string(c.rank() - 1);
+        try {
+          c.allreduce(x, ReduceOp::kSum);
+          ADD_FAILURE() << "rank " << c.rank() << ": allreduce without rank 0 did not fail";
+        } catch (const TimeoutError& e) {
+          const std::string message = e.what();
+          EXPECT_NE(message.find("rank " + std::to_string(c.rank()) + ": allreduce #0 (ring)"),
+                    std::string::npos)
+              << message;
+          EXPECT_NE(message.find(left), std::string::npos) << message;
+        } catch (const Error& e) {
+          ADD_FAILURE() << "rank " << c.rank() << ": expected a TimeoutError, got: " << e.what();
+        }
+      },
+      [](ContextOptions& o) {
+        o.ring_allreduce_threshold_bytes = 0;
+        o.check_consistency = false;  // with the check, the metadata allreduce times out first
+        o.timeout = std::chrono::milliseconds(200);
       });
   return cases;
 }
