@@ -140,10 +140,10 @@ void weighted_average(float* x, std::size_t count, float self_weight,
   }
 }
 
-// Completes MPI requests the way decent's transport waits: MPI_Test, a few sched_yield()s, then
-// sleeps growing from 20 us to 1 ms (Request::wait_until). Used by the diagnostic operations
-// that separate the cost of that polling from the rest of our implementation; without
-// `sleep_allowed` it only yields (the same loop with the sleeps taken out).
+// Completes MPI requests the way decent's transport used to wait (docs/benchmarks.md, history):
+// MPI_Test, 16 sched_yield()s, then sleeps growing from 20 us to 1 ms. Used by the diagnostic
+// operations that measured the cost of that polling; without `sleep_allowed` it only yields
+// (the same loop with the sleeps taken out).
 void wait_with_backoff(std::vector<MPI_Request>& requests, bool sleep_allowed = true) {
   int spins = 0;
   auto sleep = std::chrono::microseconds(20);
@@ -242,8 +242,8 @@ class Harness {
          [this](float* x, std::size_t count, std::int64_t) { raw_iallreduce(x, count, false); },
          [this](std::int64_t) { return size_ * (size_ + 1) / 2.0; }});
     ops.push_back(
-        {"mpi-iallreduce-poll", "MPI_Iallreduce completed by MPI_Test with decent's sleep backoff",
-         "mpi-allreduce",
+        {"mpi-iallreduce-poll",
+         "MPI_Iallreduce completed by MPI_Test with decent's former sleep backoff", "mpi-allreduce",
          [this](float* x, std::size_t count, std::int64_t) { raw_iallreduce(x, count, true); },
          [this](std::int64_t) { return size_ * (size_ + 1) / 2.0; }});
     ops.push_back(
@@ -254,7 +254,7 @@ class Harness {
          [this](float* x, std::size_t count, std::int64_t) { raw_iallreduce_from_copy(x, count); },
          [this](std::int64_t) { return size_ * (size_ + 1) / 2.0; }});
     ops.push_back({"mpi-one-peer-poll",
-                   "MPI_Irecv/Isend with the one peer, MPI_Test with decent's sleep backoff",
+                   "MPI_Irecv/Isend with the one peer, MPI_Test with decent's former sleep backoff",
                    "mpi-one-peer",
                    [this](float* x, std::size_t count, std::int64_t step) {
                      raw_one_peer_polled(x, count, step, true);
