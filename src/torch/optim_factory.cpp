@@ -1,5 +1,6 @@
 // Optimizers by name.
 #include "decent/torch/optim/factory.h"
+#include "decent/torch/optim_async.h"
 #include "decent/torch/optim_bias_corrected.h"
 #include "decent/torch/optimizers.h"
 
@@ -196,6 +197,20 @@ const std::vector<Entry>& registry() {
        bias_corrected<D2>()},
       {"gradient-tracking", "gradient tracking (DIGing): x+ = Wx - lr y, y+ = Wy + g+ - g",
        bias_corrected<GradientTracking>()},
+      {"ad-psgd", "AD-PSGD: asynchronous pairwise averaging with a random neighbour (windows)",
+       [](const AlgorithmConfig& c, std::vector<torch::Tensor> p,
+          ContextPtr ctx) -> std::unique_ptr<torch::optim::Optimizer> {
+         return std::make_unique<ADPSGD>(
+             std::move(p), std::move(ctx),
+             AsyncOptions(c.lr).momentum(c.momentum).weight_decay(c.weight_decay));
+       }},
+      {"async-gossip", "asynchronous window gossip: put + update, push-sum on directed graphs",
+       [](const AlgorithmConfig& c, std::vector<torch::Tensor> p,
+          ContextPtr ctx) -> std::unique_ptr<torch::optim::Optimizer> {
+         return std::make_unique<AsyncGossip>(
+             std::move(p), std::move(ctx),
+             AsyncOptions(c.lr).momentum(c.momentum).weight_decay(c.weight_decay));
+       }},
       {"wrapper", "any base_optimizer (sgd, adam, adamw) + neighbour averaging (combine atc|awc)",
        wrapper_of("")},
       {"wrapper-sgd", "torch SGD (with momentum) + neighbour averaging (combine atc|awc)",
@@ -213,7 +228,8 @@ const std::map<std::string, std::string>& aliases() {
                                                        {"dgd", "dsgd-awc"},
                                                        {"ed", "exact-diffusion"},
                                                        {"gt", "gradient-tracking"},
-                                                       {"diging", "gradient-tracking"}};
+                                                       {"diging", "gradient-tracking"},
+                                                       {"adpsgd", "ad-psgd"}};
   return a;
 }
 

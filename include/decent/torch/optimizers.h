@@ -9,6 +9,7 @@
 //   EXTRA, ExactDiffusion, D2,
 //   GradientTracking, DGD extra, exact-diffusion, d2,
 //                         gradient-tracking, dgd                  (optim_bias_corrected.h)
+//   ADPSGD, AsyncGossip   ad-psgd, async-gossip                   (optim_async.h)
 //   DecentralizedWrapper  wrapper, wrapper-sgd, wrapper-adam, ... (optim/wrapper.h)
 //   make_optimizer        by name                                 (optim/factory.h)
 //
@@ -34,4 +35,5 @@
 #include "decent/torch/optim/pmsgd.h"
 #include "decent/torch/optim/push_sum.h"
 #include "decent/torch/optim/wrapper.h"
+#include "decent/torch/optim_async.h"
 #include "decent/torch/optim_bias_corrected.h"

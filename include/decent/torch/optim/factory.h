@@ -23,7 +23,8 @@ struct AlgorithmConfig {
   // Learning rate gamma (> 0).
   double lr = 0.1;
   // Momentum beta in [0, 1); used by the momentum methods (pmsgd*, *dmsgd, decentlam,
-  // local-sgd, slowmo, push-sum, wrapper-sgd); the dsgd* names are momentum-free.
+  // local-sgd, slowmo, push-sum, ad-psgd, async-gossip, wrapper-sgd); the dsgd* names are
+  // momentum-free.
   double momentum = 0.9;
   // Added to the gradient as weight_decay * x (AdamW: decoupled, as torch's AdamW does).
   double weight_decay = 0.0;
