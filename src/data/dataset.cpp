@@ -80,6 +80,27 @@ class IdxFile {
     }
   }
 
+  // Reads exactly `size` bytes of `what` into `out`, growing it chunk by chunk as the data
+  // arrives: a corrupt header promising terabytes ends in a truncation error, not in an
+  // allocation of what it promised.
+  void read_growing(std::vector<std::uint8_t>& out, std::uint64_t size, const char* what) {
+    constexpr std::uint64_t kChunk = std::uint64_t{1} << 20;
+    const std::uint64_t start = offset_;
+    out.clear();
+    while (out.size() < size) {
+      const std::size_t have = out.size();
+      const std::size_t want = static_cast<std::size_t>(std::min(kChunk, size - have));
+      out.resize(have + want);
+      const std::size_t got = read_some(out.data() + have, want);
+      if (got != want) {
+        throw DataError(fmt::format(
+            "{}: truncated: the header promises {} bytes of {} from byte {} on, only {} are "
+            "present",
+            path_, size, what, start, have + got));
+      }
+    }
+  }
+
   std::uint32_t read_be32(const char* what) {
     unsigned char b[4];
     read_exact(b, 4, what);
@@ -182,8 +203,9 @@ IdxImages read_idx_images(const std::string& path) {
   result.count = file.read_dimension("image count", kMaxIdxCount);
   result.rows = static_cast<int>(file.read_dimension("row count", kMaxIdxSide));
   result.cols = static_cast<int>(file.read_dimension("column count", kMaxIdxSide));
-  result.pixels.resize(static_cast<std::size_t>(result.count) * result.rows * result.cols);
-  file.read_exact(result.pixels.data(), result.pixels.size(), "pixel data");
+  file.read_growing(result.pixels,
+                    static_cast<std::uint64_t>(result.count) * result.rows * result.cols,
+                    "pixel data");
   file.expect_end();
   return result;
 }
@@ -192,8 +214,8 @@ std::vector<std::uint8_t> read_idx_labels(const std::string& path) {
   IdxFile file(path);
   file.expect_magic(kIdxLabelsMagic, "IDX unsigned-byte labels, 1 dimension");
   const std::uint32_t count = file.read_dimension("label count", kMaxIdxCount);
-  std::vector<std::uint8_t> labels(count);
-  file.read_exact(labels.data(), labels.size(), "label data");
+  std::vector<std::uint8_t> labels;
+  file.read_growing(labels, count, "label data");
   file.expect_end();
   return labels;
 }

@@ -59,12 +59,16 @@ Graph graph_from_matrix(const json& doc, const std::string& name) {
   const int n = static_cast<int>(rows.size());
   if (doc.contains("n") && read_size(doc.at("n")) != n)
     fail(fmt::format("\"n\" = {} but \"matrix\" has {} rows", doc.at("n").dump(), n));
-  Eigen::MatrixXd w(n, n);
+  // Every row is checked before the n x n matrix exists: many short rows must not allocate it.
   for (int i = 0; i < n; ++i) {
     const json& row = rows[i];
     if (!row.is_array() || row.size() != static_cast<std::size_t>(n))
       fail(fmt::format("matrix row {} must be an array of {} numbers, got {}", i, n,
                        row.is_array() ? fmt::format("{} entries", row.size()) : row.dump()));
+  }
+  Eigen::MatrixXd w(n, n);
+  for (int i = 0; i < n; ++i) {
+    const json& row = rows[i];
     for (int j = 0; j < n; ++j)
       w(i, j) = read_weight(row[j], fmt::format("matrix entry ({}, {})", i, j));
   }
