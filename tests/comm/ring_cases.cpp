@@ -297,7 +297,7 @@ std::vector<CommCase> make_cases() {
         if (c.rank() == 0) {
           // Stay away (without leaving the job) until the others have timed out, with a margin
           // for ranks that start late on a loaded machine.
-          std::this_thread::sleep_for(c.options().timeout * 8);
+          std::this_thread::sleep_for(c.options().timeout * 10);
           return;
         }
         std::vector<double> x = inputs<double>(c.rank(), 64);
@@ -314,6 +314,9 @@ std::vector<CommCase> make_cases() {
         } catch (const Error& e) {
           ADD_FAILURE() << "rank " << c.rank() << ": expected a TimeoutError, got: " << e.what();
         }
+        // The local backend tells a rank at once when a peer has left; stay until the ranks that
+        // started later have timed out on their own.
+        std::this_thread::sleep_for(c.options().timeout * 4);
       },
       [](ContextOptions& o) {
         o.ring_allreduce_threshold_bytes = 0;
