@@ -2,6 +2,7 @@
 #include "decent/torch/optim/factory.h"
 #include "decent/torch/optim_async.h"
 #include "decent/torch/optim_bias_corrected.h"
+#include "decent/torch/optim_compressed.h"
 #include "decent/torch/optimizers.h"
 
 #include "optim_internal.h"
@@ -68,6 +69,19 @@ Builder bias_corrected() {
             ContextPtr ctx) -> std::unique_ptr<torch::optim::Optimizer> {
     return std::make_unique<BiasCorrected>(std::move(params), std::move(ctx),
                                            BiasCorrectedOptions(c.lr).weight_decay(c.weight_decay));
+  };
+}
+
+template <typename Compressed>
+Builder compressed(bool with_momentum) {
+  return [with_momentum](const AlgorithmConfig& c, std::vector<torch::Tensor> params,
+                         ContextPtr ctx) -> std::unique_ptr<torch::optim::Optimizer> {
+    return std::make_unique<Compressed>(
+        std::move(params), std::move(ctx),
+        CompressedOptions(c.lr)
+            .momentum(with_momentum ? c.momentum : 0.0)
+            .weight_decay(c.weight_decay),
+        CompressionOptions(c.compressor).consensus_step(c.consensus_step));
   };
 }
 
@@ -197,6 +211,16 @@ const std::vector<Entry>& registry() {
        bias_corrected<D2>()},
       {"gradient-tracking", "gradient tracking (DIGing): x+ = Wx - lr y, y+ = Wy + g+ - g",
        bias_corrected<GradientTracking>()},
+      {"csgd", "C-SGD: momentum SGD on the average of unbiasedly compressed gradients",
+       compressed<CSGD>(true)},
+      {"doublesqueeze", "DoubleSqueeze: compressed gradients, error feedback on workers and rank 0",
+       compressed<DoubleSqueeze>(true)},
+      {"dcd-psgd", "DCD-PSGD: x <- x + C(Wx - lr g - x), replicas of neighbours (unbiased C)",
+       compressed<DCDPSGD>(false)},
+      {"deepsqueeze", "DeepSqueeze: error-compensated compressed x - lr g, consensus step eta",
+       compressed<DeepSqueeze>(false)},
+      {"choco-sgd", "CHOCO-SGD: x - lr g, then compressed gossip with replicas, step eta",
+       compressed<ChocoSGD>(false)},
       {"ad-psgd", "AD-PSGD: asynchronous pairwise averaging with a random neighbour (windows)",
        [](const AlgorithmConfig& c, std::vector<torch::Tensor> p,
           ContextPtr ctx) -> std::unique_ptr<torch::optim::Optimizer> {
@@ -229,7 +253,9 @@ const std::map<std::string, std::string>& aliases() {
                                                        {"ed", "exact-diffusion"},
                                                        {"gt", "gradient-tracking"},
                                                        {"diging", "gradient-tracking"},
-                                                       {"adpsgd", "ad-psgd"}};
+                                                       {"adpsgd", "ad-psgd"},
+                                                       {"choco", "choco-sgd"},
+                                                       {"dcd", "dcd-psgd"}};
   return a;
 }
 
@@ -264,6 +290,10 @@ void validate_at(const AlgorithmConfig& c, const std::string& where) {
   detail::check_unit_interval(where, "adam_beta2", c.adam_beta2);
   detail::check_positive(where, "adam_eps", c.adam_eps);
   parse_combine(c.combine, where);
+  for (const char* name : {"csgd", "doublesqueeze", "dcd-psgd", "deepsqueeze", "choco-sgd"})
+    if (std::string(entry.name) == name)
+      validate_compression(name, CompressionOptions(c.compressor).consensus_step(c.consensus_step),
+                           where);
   if (std::string(entry.name) == "wrapper" && c.base_optimizer != "sgd" &&
       c.base_optimizer != "adam" && c.base_optimizer != "adamw")
     throw InvalidArgument(fmt::format("{}: base_optimizer = '{}': expected sgd, adam or adamw",

@@ -9,6 +9,9 @@
 //   EXTRA, ExactDiffusion, D2,
 //   GradientTracking, DGD extra, exact-diffusion, d2,
 //                         gradient-tracking, dgd                  (optim_bias_corrected.h)
+//   CSGD, DoubleSqueeze, DCDPSGD,
+//   DeepSqueeze, ChocoSGD csgd, doublesqueeze, dcd-psgd,
+//                         deepsqueeze, choco-sgd                  (optim_compressed.h)
 //   ADPSGD, AsyncGossip   ad-psgd, async-gossip                   (optim_async.h)
 //   DecentralizedWrapper  wrapper, wrapper-sgd, wrapper-adam, ... (optim/wrapper.h)
 //   make_optimizer        by name                                 (optim/factory.h)
@@ -37,3 +40,4 @@
 #include "decent/torch/optim/wrapper.h"
 #include "decent/torch/optim_async.h"
 #include "decent/torch/optim_bias_corrected.h"
+#include "decent/torch/optim_compressed.h"

@@ -47,6 +47,11 @@ struct AlgorithmConfig {
   std::string base_optimizer = "sgd";
   // Combination of the wrappers: "atc" (adapt-then-combine) or "awc" (adapt-with-combine).
   std::string combine = "atc";
+  // Compressed optimizers (csgd, doublesqueeze, dcd-psgd, deepsqueeze, choco-sgd): compressor
+  // spec (decent::compress::make_compressor) and consensus step eta in (0, 1] of CHOCO-SGD and
+  // DeepSqueeze; csgd and doublesqueeze use `momentum`, the other three none.
+  std::string compressor = "qsgd:s=16,bucket=512";
+  double consensus_step = 1.0;
   // Adam/AdamW moments and epsilon.
   double adam_beta1 = 0.9;
   double adam_beta2 = 0.999;
