@@ -24,10 +24,11 @@ void ring_always(ContextOptions& o) {
 
 // Values whose sums, minima and maxima are exact in every dtype, so that the ring (which adds in
 // a different order than a transport's allreduce) must produce exactly the expected elements.
-// `wide` is distinct for every element index (a chunk sent to the wrong place shows up); it is
-// used for the 32/64-bit types. `narrow` stays in [-3, 7.5] for float16/bfloat16/uint8.
+// `wide` differs between nearby element indices (a chunk sent to the wrong place shows up); it
+// is used for the 32/64-bit types. `narrow` stays in [-3, 7.5] for float16/bfloat16/uint8.
 double wide(int rank, std::size_t k, bool fractions) {
-  const double v = static_cast<double>(k) + static_cast<double>((rank * 5 + k) % 7) - 3.0;
+  // k mod 2^16 keeps sums of up to 64 ranks within float32's 24-bit significand.
+  const double v = static_cast<double>(k % 65536) + static_cast<double>((rank * 5 + k) % 7) - 3.0;
   return fractions ? v + 0.5 * static_cast<double>((rank + k) % 2) : v;
 }
 double narrow(int rank, std::size_t k, bool fractions, bool non_negative) {
