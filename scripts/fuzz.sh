@@ -13,7 +13,7 @@ seconds=${FUZZ_SECONDS:-60}
 jobs=${JOBS:-$(nproc)}
 targets=("$@")
 [[ ${#targets[@]} -eq 0 ]] && targets=(idx topology_json)
-[[ -f fuzz/compress_fuzzer.cpp && -d src/compress ]] && [[ $# -eq 0 ]] && targets+=(compress)
+[[ $# -eq 0 && -f src/compress/compressor.cpp ]] && targets+=(compress)
 
 cmake -S "$root/fuzz" -B "$root/build-fuzz" -G Ninja -DCMAKE_CXX_COMPILER=clang++ >/dev/null
 cmake --build "$root/build-fuzz" -j "$jobs" --target "${targets[@]/#/fuzz_}"
