@@ -44,6 +44,18 @@ existing_targets() {
   return 0
 }
 
+# build_and_test DIR LABELS TARGET...: builds the targets (all that can be built, -k 0) and runs
+# the tests with those labels; fails when either fails.
+build_and_test() {
+  local dir=$1 labels=$2
+  shift 2
+  local status=0
+  cmake --build "$root/$dir" --target "$@" -j "$jobs" -- -k 0 || status=1
+  (cd "$root/$dir" &&
+    ctest --output-on-failure -j "$jobs" --timeout 300 --no-tests=error -L "$labels") || status=1
+  return $status
+}
+
 run_asan() {
   local start=$SECONDS
   echo "== ASan+UBSan: topology, comm (local backend), data, reliability, compress"
@@ -51,10 +63,7 @@ run_asan() {
   mapfile -t targets < <(existing_targets build-asan topology_tests decent-topo comm_local_tests \
     local_transport_tests local_run_tests comm_window_local_tests data_tests \
     reliability_input_tests decentrun compress_tests)
-  cmake --build "$root/build-asan" --target "${targets[@]}" -j "$jobs"
-  (cd "$root/build-asan" &&
-    ctest --output-on-failure -j "$jobs" --timeout 300 --no-tests=error \
-      -L '^(topology|local|data|compress|reliability_unit)$')
+  build_and_test build-asan '^(topology|local|data|compress|reliability_unit)$' "${targets[@]}"
   echo "== ASan+UBSan stage: $(elapsed "$start")"
 }
 
@@ -64,9 +73,7 @@ run_tsan() {
   configure build-tsan thread
   mapfile -t targets < <(existing_targets build-tsan comm_local_tests local_transport_tests \
     local_run_tests comm_window_local_tests)
-  cmake --build "$root/build-tsan" --target "${targets[@]}" -j "$jobs"
-  (cd "$root/build-tsan" &&
-    ctest --output-on-failure -j "$jobs" --timeout 300 --no-tests=error -L '^local$')
+  build_and_test build-tsan '^local$' "${targets[@]}"
   echo "== TSan stage: $(elapsed "$start")"
 }
 
