@@ -6,6 +6,7 @@
 #include "decent/torch/models.h"
 #include "decent/torch/optim/base.h"
 #include "decent/torch/optim/factory.h"
+#include "decent/torch/optim_async.h"
 #include "decent/torch/tensor_ops.h"
 #include "train_checkpoint.h"
 #include "train_metrics.h"
@@ -210,6 +211,44 @@ class Console {
   bool showing_progress_ = false;
 };
 
+// The end of an epoch for asynchronous optimizers, whose ranks take different numbers of steps:
+// the epoch is over once all ranks together have taken `target` steps. Each rank adds its steps
+// to a running total by non-blocking allreduces, starting the next one when the previous has
+// completed and only polling in between, so no rank waits for a slow one; every rank sees the
+// same totals in the same order and stops after the same allreduce.
+class SharedStepCount {
+ public:
+  SharedStepCount(Context& ctx, std::int64_t target) : ctx_(ctx), target_(target) {}
+
+  bool done() const { return done_; }
+
+  // Called after each local step.
+  void add_step() {
+    ++pending_;
+    if (!in_flight_) {
+      sum_ = static_cast<double>(pending_);
+      pending_ = 0;
+      handle_ = ctx_.allreduce_async(Buffer(&sum_, 1), ReduceOp::kSum);
+      in_flight_ = true;
+    }
+    if (handle_.poll()) {
+      in_flight_ = false;
+      total_ += static_cast<std::int64_t>(sum_);
+      done_ = total_ >= target_;
+    }
+  }
+
+ private:
+  Context& ctx_;
+  std::int64_t target_;
+  std::int64_t total_ = 0;
+  std::int64_t pending_ = 0;
+  double sum_ = 0.0;
+  Handle handle_;
+  bool in_flight_ = false;
+  bool done_ = false;
+};
+
 std::vector<EpochMetrics> metrics_from_json(const std::string& text) {
   std::vector<EpochMetrics> out;
   for (const auto& j : nlohmann::json::parse(text)) out.push_back(epoch_metrics_from_json(j));
@@ -298,6 +337,7 @@ void train_rank(const TrainOptions& o, const TrainingData& d, const ContextPtr& 
   std::unique_ptr<torch::optim::Optimizer> optimizer =
       optim::make_optimizer(algorithm_config(o), parameters, ctx_ptr);
   auto* decent_optimizer = dynamic_cast<optim::DecentOptimizer*>(optimizer.get());
+  auto* async_optimizer = dynamic_cast<optim::AsyncDecentOptimizer*>(optimizer.get());
 
   BatchStream stream(
       d.train, d.parts[static_cast<std::size_t>(rank)], o.batch_size,
@@ -417,7 +457,12 @@ void train_rank(const TrainOptions& o, const TrainingData& d, const ContextPtr& 
     double loss_sum = 0.0;
     double samples = 0.0;
     double lr = o.lr;
-    for (std::int64_t step = 0; step < steps_per_epoch; ++step) {
+    // Synchronous methods: steps_per_epoch steps on every rank. Asynchronous ones: as many
+    // steps by all ranks together, shared by speed.
+    SharedStepCount shared_steps(ctx, steps_per_epoch * n);
+    std::int64_t local_steps = 0;
+    for (std::int64_t step = 0;
+         async_optimizer != nullptr ? !shared_steps.done() : step < steps_per_epoch; ++step) {
       lr = learning_rate_at(o.lr_schedule, o.lr, global_step, total_steps, warmup_steps);
       optim::set_learning_rate(*optimizer, lr);
       const data::Batch batch = stream.next();
@@ -433,7 +478,15 @@ void train_rank(const TrainOptions& o, const TrainingData& d, const ContextPtr& 
       loss_sum += loss.item<double>();
       samples += static_cast<double>(batch.size());
       ++global_step;
-      console.progress(epoch, o.epochs, step, loss_sum / static_cast<double>(step + 1));
+      ++local_steps;
+      if (async_optimizer != nullptr) shared_steps.add_step();
+      console.progress(epoch, o.epochs, std::min(step, steps_per_epoch - 1),
+                       loss_sum / static_cast<double>(step + 1));
+    }
+    if (async_optimizer != nullptr) {
+      // Once every rank has stopped, nobody changes another's model: take this rank's own.
+      ctx.barrier();
+      async_optimizer->refresh_parameters();
     }
     // Communication an optimizer started ahead belongs to this epoch's traffic and time.
     if (decent_optimizer != nullptr) decent_optimizer->synchronize();
@@ -441,9 +494,9 @@ void train_rank(const TrainOptions& o, const TrainingData& d, const ContextPtr& 
     bytes_sent += static_cast<std::int64_t>(ctx.stats().bytes_sent - bytes_at_start);
 
     // Metrics equal on every rank: sums and maxima over the ranks.
-    double sums[3] = {loss_sum / static_cast<double>(steps_per_epoch),
-                      static_cast<double>(bytes_sent), samples};
-    ctx.allreduce(Buffer(sums, 3), ReduceOp::kSum);
+    double sums[4] = {loss_sum / static_cast<double>(std::max<std::int64_t>(1, local_steps)),
+                      static_cast<double>(bytes_sent), samples, static_cast<double>(global_step)};
+    ctx.allreduce(Buffer(sums, 4), ReduceOp::kSum);
     ctx.allreduce(Buffer(&train_seconds, 1), ReduceOp::kMax);
     EpochMetrics m;
     m.epoch = epoch;
@@ -452,7 +505,8 @@ void train_rank(const TrainOptions& o, const TrainingData& d, const ContextPtr& 
     m.samples_per_sec = train_seconds > 0 ? sums[2] / train_seconds : 0.0;
     m.consensus_distance = consensus_distance(ctx, parameters);
     m.lr = lr;
-    m.steps = global_step;
+    // Asynchronous ranks differ in steps taken: the mean, so that every rank records the same.
+    m.steps = async_optimizer != nullptr ? std::llround(sums[3] / n) : global_step;
     if (epoch % o.eval_every == 0 || epoch == last_epoch) record_accuracies(m);
     m.wall_time_s = wall_time();
     share_wall_time(m.wall_time_s);
