@@ -56,6 +56,8 @@ optim::AlgorithmConfig algorithm_config(const TrainOptions& o) {
   c.overlap = o.overlap;
   c.base_optimizer = o.base_optimizer;
   c.combine = o.combine;
+  c.compressor = o.compressor;
+  c.consensus_step = o.consensus_step;
   return c;
 }
 

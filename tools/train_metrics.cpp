@@ -36,6 +36,8 @@ nlohmann::ordered_json to_json(const EpochMetrics& m) {
   j["consensus_distance"] = m.consensus_distance;
   j["samples_per_sec"] = m.samples_per_sec;
   j["bytes_sent_per_rank"] = m.bytes_sent_per_rank;
+  j["bytes_sent_per_rank_per_step"] =
+      m.steps > 0 ? m.bytes_sent_per_rank / static_cast<double>(m.steps) : 0.0;
   j["wall_time_s"] = m.wall_time_s;
   j["lr"] = m.lr;
   j["steps"] = m.steps;

@@ -93,6 +93,14 @@ std::optional<int> parse_command_line(int argc, const char* const* argv, TrainOp
   app.add_option("--combine", o.combine, "wrapper combination: atc or awc")->capture_default_str();
   app.add_flag("!--no-overlap", o.overlap,
                "do not overlap neighbour averaging with the gradient computation");
+  app.add_option(
+         "--compressor", o.compressor,
+         "compressor of csgd, doublesqueeze, dcd-psgd, deepsqueeze, choco-sgd, e.g. "
+         "qsgd:s=7,bucket=512, topk:ratio=0.01, kbit:bits=4, sign, fp16 (docs/compression.md)")
+      ->capture_default_str();
+  app.add_option("--consensus-step", o.consensus_step,
+                 "consensus step eta in (0, 1] of choco-sgd and deepsqueeze")
+      ->capture_default_str();
   app.add_option("--seed", o.seed, "seed of the model, partition, batches and topology")
       ->capture_default_str();
   app.add_option("--metrics", o.metrics_file, "write per-epoch metrics to FILE.json (rank 0)");
@@ -220,6 +228,8 @@ nlohmann::ordered_json options_to_json(const TrainOptions& o) {
   j["gossip_rounds"] = o.gossip_rounds;
   j["qg_mu"] = o.qg_mu;
   j["overlap"] = o.overlap;
+  j["compressor"] = o.compressor;
+  j["consensus_step"] = o.consensus_step;
   j["weights"] = o.weights;
   j["seed"] = o.seed;
   j["max_steps_per_epoch"] = o.max_steps_per_epoch;
@@ -257,6 +267,8 @@ nlohmann::ordered_json resume_fingerprint(const TrainOptions& o, int world_size)
   j["base_optimizer"] = o.base_optimizer;
   j["combine"] = o.combine;
   j["overlap"] = o.overlap;
+  j["compressor"] = o.compressor;
+  j["consensus_step"] = o.consensus_step;
   j["seed"] = o.seed;
   j["max_steps_per_epoch"] = o.max_steps_per_epoch;
   j["eval_samples"] = o.eval_samples;

@@ -56,6 +56,9 @@ struct TrainOptions {
   std::string base_optimizer = "sgd";
   std::string combine = "atc";
   bool overlap = true;
+  // Compressed optimizers: compressor spec and consensus step eta (choco-sgd, deepsqueeze).
+  std::string compressor = "qsgd:s=16,bucket=512";
+  double consensus_step = 1.0;
   std::uint64_t seed = 1;
 
   // Output, evaluation and checkpoints.
