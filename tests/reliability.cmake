@@ -14,7 +14,7 @@ target_compile_definitions(reliability_input_tests PRIVATE
                            DECENTRUN_EXE="$<TARGET_FILE:decentrun>")
 add_dependencies(reliability_input_tests decent-topo decentrun)
 foreach(_group "topology_files:TopologyFileErrors.*" "dataset_files:DatasetFileErrors.*"
-               "command_line:CommandLineErrors.*")
+               "command_line:CommandLineErrors.*" "context:ContextErrors.*")
   string(FIND "${_group}" ":" _colon)
   string(SUBSTRING "${_group}" 0 ${_colon} _name)
   math(EXPR _colon "${_colon} + 1")

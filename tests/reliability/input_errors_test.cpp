@@ -4,12 +4,14 @@
 #include "decent/comm/context.h"
 #include "decent/comm/types.h"
 #include "decent/data/dataset.h"
+#include "decent/topology/generators.h"
 
 #include <gtest/gtest.h>
 #include <mpi.h>
 #include <sys/wait.h>
 
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -166,6 +168,58 @@ TEST(CommandLineErrors, DecentrunRejectsRankCountsBelowOne) {
               std::string::npos)
         << r.output;
   }
+}
+
+// ---------------------------------------------------------------- context configuration
+
+template <typename Fn>
+std::string error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const decent::InvalidArgument& e) {
+    std::printf("message: %s\n", e.what());  // the exact text, for docs/errors.md
+    return e.what();
+  }
+  return "(no InvalidArgument)";
+}
+
+TEST(ContextErrors, MalformedEnvironmentIsNamed) {
+  setenv("DECENT_TIMEOUT_MS", "5s", 1);
+  EXPECT_EQ(error_of([] { decent::ContextOptions::from_env(); }),
+            "environment variable DECENT_TIMEOUT_MS='5s' is not a non-negative integer");
+  unsetenv("DECENT_TIMEOUT_MS");
+  setenv("DECENT_FUSION_THRESHOLD", "-1", 1);
+  EXPECT_EQ(error_of([] { decent::ContextOptions::from_env(); }),
+            "environment variable DECENT_FUSION_THRESHOLD='-1' is not a non-negative integer");
+  unsetenv("DECENT_FUSION_THRESHOLD");
+}
+
+TEST(ContextErrors, ZeroTimeoutIsRefused) {
+  decent::ContextOptions options;
+  options.timeout = std::chrono::milliseconds(0);
+  const std::string message = error_of([&] {
+    decent::local::run(
+        2, [](decent::Context&) {}, options);
+  });
+  EXPECT_NE(message.find("timeout must be positive"), std::string::npos) << message;
+}
+
+TEST(ContextErrors, TopologyOfAnotherSizeIsRefused) {
+  decent::local::run(4, [](decent::Context& ctx) {
+    EXPECT_EQ(error_of([&] { ctx.set_topology(decent::topology::ring(5)); }),
+              "rank " + std::to_string(ctx.rank()) +
+                  ": set_topology: topology 'ring' has 5 nodes but the job has 4 ranks");
+    // Refused before anything changed: the default topology still works.
+    double x = ctx.rank();
+    ctx.neighbor_allreduce(decent::Buffer(&x, 1), decent::Buffer(&x, 1));
+  });
+}
+
+TEST(ContextErrors, NullBufferIsRefused) {
+  decent::local::run(2, [](decent::Context& ctx) {
+    EXPECT_EQ(error_of([&] { ctx.allreduce(decent::Buffer(static_cast<float*>(nullptr), 3)); }),
+              "rank " + std::to_string(ctx.rank()) + ": allreduce: null buffer with 3 elements");
+  });
 }
 
 // ---------------------------------------------------------------- operations after shutdown
