@@ -4,6 +4,7 @@
 add_executable(local_transport_tests
   ${CMAKE_CURRENT_LIST_DIR}/comm_local/local_transport_test.cpp
   ${PROJECT_SOURCE_DIR}/src/comm/local/local_transport.cpp
+  ${PROJECT_SOURCE_DIR}/src/comm/local/local_window.cpp
   ${PROJECT_SOURCE_DIR}/src/comm/types.cpp)
 target_include_directories(local_transport_tests PRIVATE ${PROJECT_SOURCE_DIR}/src)
 target_link_libraries(local_transport_tests PRIVATE decent_topology Eigen3::Eigen GTest::gtest_main

@@ -24,10 +24,12 @@ std::string message_of(const std::exception_ptr& error) {
   }
 }
 
-// Rethrows `error` as the same decent::Error subclass with "rank R: " in front of its message;
-// anything else becomes a decent::Error.
+// Rethrows `error` as the same decent::Error subclass with "rank R: " in front of its message
+// (unless it starts with it); anything else becomes a decent::Error.
 [[noreturn]] void rethrow_for_rank(int rank, const std::exception_ptr& error) {
-  const std::string prefix = fmt::format("rank {}: ", rank);
+  std::string prefix = fmt::format("rank {}: ", rank);
+  // Library errors usually name their rank already; say it once.
+  if (message_of(error).rfind(prefix, 0) == 0) prefix.clear();
   try {
     std::rethrow_exception(error);
   } catch (const MismatchError& e) {
