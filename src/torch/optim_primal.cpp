@@ -1,11 +1,16 @@
 // PmSGD (+LARS), the D-SGD family (ATC/AWC, DmSGD, AWC-DmSGD, DA-DmSGD, periodic global
 // averaging, multiple gossip rounds), DecentLaM and QG-DmSGD.
+#include "decent/topology/analysis.h"
+#include "decent/topology/schedule.h"
 #include "decent/torch/optim/dsgd.h"
 #include "decent/torch/optim/momentum.h"
 #include "decent/torch/optim/pmsgd.h"
 #include "decent/torch/tensor_ops.h"
 
 #include "optim_internal.h"
+
+#include <algorithm>
+#include <iostream>
 
 namespace decent::optim {
 
@@ -217,11 +222,30 @@ DecentLaM::DecentLaM(std::vector<torch::optim::OptimizerParamGroup> param_groups
 DecentLaM::DecentLaM(std::vector<torch::Tensor> params, ContextPtr ctx, DecentLaMOptions defaults)
     : DecentLaM(single_group(std::move(params)), std::move(ctx), defaults) {}
 
+bool DecentLaM::stable_on(const topology::Schedule& schedule) {
+  return schedule.is_static() && topology::is_symmetric(schedule.graph_at(0), 1e-12);
+}
+
 // Yuan et al. 2021, Algorithm 1: the momentum integrates the "effective gradient" of one
 // adapt-then-combine D-SGD step instead of the local gradient.
 torch::Tensor DecentLaM::step(LossClosure closure) {
   torch::Tensor loss = detail::evaluate_closure(closure);
   torch::NoGradGuard no_grad;
+  const auto schedule = ctx_->topology();
+  if (schedule && schedule.get() != checked_topology_) {
+    checked_topology_ = schedule.get();
+    double beta = 0;
+    for (auto& group : param_groups_)
+      beta = std::max(beta, detail::options_of<DecentLaMOptions>(group, where()).momentum());
+    if (beta > 0 && ctx_->rank() == 0 && !stable_on(*schedule))
+      std::cerr << fmt::format(
+          "{}: warning: topology '{}' is {}; DecentLaM's momentum (beta = {}) amplifies the "
+          "consensus error on such mixing matrices and training may diverge. Use a static "
+          "symmetric topology (ring, symmetric-exponential, torus, hypercube, full) or dmsgd / "
+          "qg-dmsgd.\n",
+          where(), schedule->name(),
+          schedule->is_static() ? "directed (W not symmetric)" : "time-varying", beta);
+  }
   std::vector<torch::Tensor> mixed;  // x_i - gamma d_i, then W(X - gamma D)
   for (auto& group : param_groups_) {
     const auto& o = detail::options_of<DecentLaMOptions>(group, where());

@@ -623,6 +623,18 @@ TEST(Convergence, HeterogeneousFullBatchBiasOrdering) {
   EXPECT_LT(max_abs_difference(lam, testing::dsgd_fixed_point(w, c, lr)), 1e-9);
 }
 
+// DecentLaM's consensus recursion E+ = W E + beta (E - E-) is stable for a static symmetric W
+// only; the optimizer warns on the others.
+TEST(DecentLaM, StableOnStaticSymmetricTopologiesOnly) {
+  EXPECT_TRUE(DecentLaM::stable_on(*topology::make_schedule("ring", 4)));
+  EXPECT_TRUE(DecentLaM::stable_on(*topology::make_schedule("symmetric-exponential", 8)));
+  EXPECT_TRUE(DecentLaM::stable_on(*topology::make_schedule("full", 5)));
+  EXPECT_FALSE(DecentLaM::stable_on(*topology::make_schedule("exponential", 4)));
+  EXPECT_FALSE(DecentLaM::stable_on(*topology::make_schedule("ring-directed", 3)));
+  EXPECT_FALSE(DecentLaM::stable_on(*topology::make_schedule("one-peer-exponential", 4)));
+  EXPECT_FALSE(DecentLaM::stable_on(*topology::make_schedule("one-peer-hypercube", 8)));
+}
+
 // ---------------------------------------------------------------- factory and options
 
 TEST(Factory, ListsAndBuildsEveryAlgorithm) {

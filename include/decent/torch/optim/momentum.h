@@ -39,6 +39,16 @@ class DecentLaM : public DecentOptimizer {
             DecentLaMOptions defaults = {});
   DecentLaM(std::vector<torch::Tensor> params, ContextPtr ctx, DecentLaMOptions defaults = {});
   torch::Tensor step(LossClosure closure = nullptr) override;
+
+  // True when DecentLaM's momentum is stable on `schedule` whatever the step size: a static,
+  // symmetric W. On a directed or time-varying W the consensus error obeys
+  // E+ = W E + beta (E - E-), which grows for beta = 0.9 (spectral radius 1.16 on the 4-rank
+  // exponential graph, 1.08 per step on the 4-rank one-peer exponential graph, 1.05 on the
+  // 8-rank one-peer hypercube); the first step() on such a topology prints a warning.
+  static bool stable_on(const topology::Schedule& schedule);
+
+ private:
+  const topology::Schedule* checked_topology_ = nullptr;
 };
 
 struct QGDmSGDOptions : public torch::optim::OptimizerCloneableOptions<QGDmSGDOptions> {
