@@ -71,10 +71,12 @@ def main():
         loss = last["train_loss"]
         per_step = last["bytes_sent_per_rank"] / max(1, last["steps"])
         acc_text = "n/a" if math.isnan(acc) else f"{acc:.2f}%"
-        loss_text = f"{loss:.3f}" if math.isfinite(loss) else "non-finite"
-        print(f"| {label} | {last['epoch']} | {acc_text} | {loss_text} "
-              f"| {last['consensus_distance']:.2e} | {last['bytes_sent_per_rank'] / 2**20:.2f} "
-              f"| {per_step:,.0f} |")
+        # Non-finite numbers are written as null.
+        loss_text = "non-finite" if loss is None or not math.isfinite(loss) else f"{loss:.3f}"
+        consensus = last["consensus_distance"]
+        consensus_text = "non-finite" if consensus is None else f"{consensus:.2e}"
+        print(f"| {label} | {last['epoch']} | {acc_text} | {loss_text} | {consensus_text} "
+              f"| {last['bytes_sent_per_rank'] / 2**20:.2f} | {per_step:,.0f} |")
 
 
 if __name__ == "__main__":
