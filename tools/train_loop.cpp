@@ -1,5 +1,6 @@
 #include "train_loop.h"
 
+#include "decent/comm/window.h"
 #include "decent/data/random.h"
 #include "decent/topology/errors.h"
 #include "decent/topology/registry.h"
@@ -214,41 +215,20 @@ class Console {
 };
 
 // The end of an epoch for asynchronous optimizers, whose ranks take different numbers of steps:
-// the epoch is over once all ranks together have taken `target` steps. Each rank adds its steps
-// to a running total by non-blocking allreduces, starting the next one when the previous has
-// completed and only polling in between, so no rank waits for a slow one; every rank sees the
-// same totals in the same order and stops after the same allreduce.
+// the epoch is over once all ranks together have taken its share of steps. Every step adds 1 to
+// a counter in rank 0's window (one-sided, atomic), so no rank waits for a slow one and the
+// total overshoots by at most one step per rank.
 class SharedStepCount {
  public:
-  SharedStepCount(Context& ctx, std::int64_t target) : ctx_(ctx), target_(target) {}
+  explicit SharedStepCount(Context& ctx)
+      : window_(ctx.win_create("decent-train/steps", Buffer(&unused_, 1))) {}
 
-  bool done() const { return done_; }
-
-  // Called after each local step.
-  void add_step() {
-    ++pending_;
-    if (!in_flight_) {
-      sum_ = static_cast<double>(pending_);
-      pending_ = 0;
-      handle_ = ctx_.allreduce_async(Buffer(&sum_, 1), ReduceOp::kSum);
-      in_flight_ = true;
-    }
-    if (handle_.poll()) {
-      in_flight_ = false;
-      total_ += static_cast<std::int64_t>(sum_);
-      done_ = total_ >= target_;
-    }
-  }
+  // Adds this rank's step; true when all ranks together have taken `epoch_end` steps.
+  bool add_step(std::int64_t epoch_end) { return window_.fetch_add_counter(0, 1) + 1 >= epoch_end; }
 
  private:
-  Context& ctx_;
-  std::int64_t target_;
-  std::int64_t total_ = 0;
-  std::int64_t pending_ = 0;
-  double sum_ = 0.0;
-  Handle handle_;
-  bool in_flight_ = false;
-  bool done_ = false;
+  double unused_ = 0.0;
+  Window& window_;
 };
 
 std::vector<EpochMetrics> metrics_from_json(const std::string& text) {
@@ -340,6 +320,8 @@ void train_rank(const TrainOptions& o, const TrainingData& d, const ContextPtr& 
       optim::make_optimizer(algorithm_config(o), parameters, ctx_ptr);
   auto* decent_optimizer = dynamic_cast<optim::DecentOptimizer*>(optimizer.get());
   auto* async_optimizer = dynamic_cast<optim::AsyncDecentOptimizer*>(optimizer.get());
+  std::unique_ptr<SharedStepCount> shared_steps;
+  if (async_optimizer != nullptr) shared_steps = std::make_unique<SharedStepCount>(ctx);
 
   BatchStream stream(
       d.train, d.parts[static_cast<std::size_t>(rank)], o.batch_size,
@@ -460,11 +442,12 @@ void train_rank(const TrainOptions& o, const TrainingData& d, const ContextPtr& 
     double samples = 0.0;
     double lr = o.lr;
     // Synchronous methods: steps_per_epoch steps on every rank. Asynchronous ones: as many
-    // steps by all ranks together, shared by speed.
-    SharedStepCount shared_steps(ctx, steps_per_epoch * n);
+    // steps times n by all ranks together, shared by speed.
+    const std::int64_t epoch_end = static_cast<std::int64_t>(epoch) * steps_per_epoch * n;
+    bool epoch_done = false;
     std::int64_t local_steps = 0;
-    for (std::int64_t step = 0;
-         async_optimizer != nullptr ? !shared_steps.done() : step < steps_per_epoch; ++step) {
+    for (std::int64_t step = 0; async_optimizer != nullptr ? !epoch_done : step < steps_per_epoch;
+         ++step) {
       lr = learning_rate_at(o.lr_schedule, o.lr, global_step, total_steps, warmup_steps);
       optim::set_learning_rate(*optimizer, lr);
       const data::Batch batch = stream.next();
@@ -481,10 +464,13 @@ void train_rank(const TrainOptions& o, const TrainingData& d, const ContextPtr& 
       samples += static_cast<double>(batch.size());
       ++global_step;
       ++local_steps;
-      if (async_optimizer != nullptr) shared_steps.add_step();
+      if (async_optimizer != nullptr) epoch_done = shared_steps->add_step(epoch_end);
       console.progress(epoch, o.epochs, std::min(step, steps_per_epoch - 1),
                        loss_sum / static_cast<double>(step + 1));
     }
+    // Asynchronous methods: the epoch's steps are all done when the first rank stops (the
+    // shared count reached them); what a slow rank still computes then belongs to no epoch.
+    const double stepping_seconds = Seconds(SteadyClock::now() - epoch_started).count();
     if (async_optimizer != nullptr) {
       // Once every rank has stopped, nobody changes another's model: take this rank's own.
       ctx.barrier();
@@ -499,7 +485,13 @@ void train_rank(const TrainOptions& o, const TrainingData& d, const ContextPtr& 
     double sums[4] = {loss_sum / static_cast<double>(std::max<std::int64_t>(1, local_steps)),
                       static_cast<double>(bytes_sent), samples, static_cast<double>(global_step)};
     ctx.allreduce(Buffer(sums, 4), ReduceOp::kSum);
+    double async_seconds = stepping_seconds;
     ctx.allreduce(Buffer(&train_seconds, 1), ReduceOp::kMax);
+    if (async_optimizer != nullptr) {
+      ctx.allreduce(Buffer(&async_seconds, 1), ReduceOp::kMin);
+      train_seconds = async_seconds;
+      sums[2] = static_cast<double>(steps_per_epoch * n * o.batch_size);
+    }
     EpochMetrics m;
     m.epoch = epoch;
     m.train_loss = sums[0] / n;

@@ -2,10 +2,11 @@
 // release through Context.
 //
 // Layout of rank r's memory, for a buffer of V bytes (padded to 8) and in-degree k:
-//   [0, 8)                      lock word: 0 free, h + 1 while rank h holds it
-//   [8, 8 + V)                  published value
-//   [8 + V + s V, ...)          slot s (in-neighbour in_[s]), s = 0..k-1
-//   [8 + V + k V + 8 s, ...)    version of slot s (int64)
+//   [0, 8)                       lock word: 0 free, h + 1 while rank h holds it
+//   [8, 16)                      counter (fetch_add_counter)
+//   [16, 16 + V)                 published value
+//   [16 + V + s V, ...)          slot s (in-neighbour in_[s]), s = 0..k-1
+//   [16 + V + k V + 8 s, ...)    version of slot s (int64)
 // Offsets in another rank's memory follow from its in-degree, which every rank derives from the
 // topology, so no table is exchanged.
 #include "decent/comm/window.h"
@@ -379,6 +380,10 @@ void Window::unlock(int rank) {
   }
 }
 
+std::int64_t Window::fetch_add_counter(int rank, std::int64_t delta) {
+  return rma("fetch_add_counter").fetch_add(rank, kCounterOffset, delta);
+}
+
 bool Window::holds_lock(int rank) const {
   return held_.count(rank < 0 ? rank_ : rank) > 0;
 }
@@ -456,7 +461,7 @@ Window& Context::win_create(const std::string& name, Buffer buffer,
   }
 
   const std::size_t value_bytes = padded(buffer.bytes());
-  const std::size_t bytes = 8 + value_bytes * (1 + in.size()) + 8 * in.size();
+  const std::size_t bytes = 16 + value_bytes * (1 + in.size()) + 8 * in.size();  // see the top
   std::unique_ptr<comm::RmaWindow> memory;
   comm::Transport* transport = &this->transport();
   const auto timeout = options().timeout;

@@ -237,6 +237,22 @@ std::vector<WindowCase> make_cases() {
     c.win_free("counter");
   });
 
+  add("SharedCounterCountsEveryAdd", [](Context& c) {
+    std::vector<double> x(1, 0.0);
+    Window& win = c.win_create("count", x);
+    std::int64_t seen_max = -1;
+    for (int k = 0; k < 25; ++k) {
+      const std::int64_t before = win.fetch_add_counter(0, 2);
+      EXPECT_EQ(before % 2, 0);
+      EXPECT_GT(before, seen_max);  // the counter only grows
+      seen_max = before;
+    }
+    c.barrier();
+    EXPECT_EQ(win.fetch_add_counter(0, 0), 50 * c.size());
+    c.barrier();
+    c.win_free("count");
+  });
+
   add(
       "LockTimesOutNamingTheHolder",
       [](Context& c) {

@@ -12,6 +12,7 @@
 //   - one slot per in-neighbour j (what j last wrote with put(), or the sum of what j added with
 //     accumulate() since the slot was last reset), with a version counter: how many puts and
 //     accumulates arrived from j since this rank's last update(),
+//   - an atomic counter (fetch_add_counter),
 //   - a mutex (a lock word) that put/accumulate/get/update take at the rank they touch, and that
 //     lock()/unlock() hold across several calls (e.g. an atomic read-modify-write of a
 //     neighbour's value). Calls made while holding a rank's lock do not take it again.
@@ -110,6 +111,10 @@ class Window {
   // Puts and accumulates that arrived from each in-neighbour since the last update().
   std::map<int, std::int64_t> versions();
 
+  // Adds `delta` to the counter of `rank`'s window (an int64, 0 at creation) atomically and
+  // returns the previous value: a count shared by all ranks without any of them waiting.
+  std::int64_t fetch_add_counter(int rank, std::int64_t delta);
+
   // The mutex of `rank`'s window (default: this rank's). Waits with backoff; TimeoutError after
   // the context's timeout, naming the holder.
   void lock(int rank = -1);
@@ -151,7 +156,8 @@ class Window {
   void write_slots(bool add, const WinPutOptions& opts, const char* op);
   const void* scaled(double factor);
 
-  static constexpr std::size_t kHeaderBytes = 8;  // the lock word
+  static constexpr std::size_t kCounterOffset = 8;  // after the lock word
+  static constexpr std::size_t kHeaderBytes = 16;   // lock word and counter
 
   std::string name_;
   int rank_;
