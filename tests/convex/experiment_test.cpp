@@ -11,6 +11,8 @@
 #include <sstream>
 #include <string>
 
+#include <unistd.h>
+
 namespace decent::convex {
 namespace {
 
@@ -142,7 +144,11 @@ TEST(ExperimentTest, MomentumGridOnlyForMethodsWithMomentum) {
 // ---- the command line ----
 
 int run_command(const std::string& args, std::string* output = nullptr) {
-  const fs::path log = fs::temp_directory_path() / "decent_convex_cli.log";
+  // ctest runs the CLI tests in parallel processes: one log file per process and call.
+  static int calls = 0;
+  const fs::path log =
+      fs::temp_directory_path() /
+      ("decent_convex_cli_" + std::to_string(::getpid()) + "_" + std::to_string(calls++) + ".log");
   const std::string command =
       std::string(DECENT_BENCH_CONVEX_EXE) + " " + args + " > " + log.string() + " 2>&1";
   const int status = std::system(command.c_str());
@@ -152,6 +158,7 @@ int run_command(const std::string& args, std::string* output = nullptr) {
     ss << in.rdbuf();
     *output = ss.str();
   }
+  fs::remove(log);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
