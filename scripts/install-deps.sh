@@ -14,6 +14,10 @@ packages=(
   libopenblas0-pthread
   dataset-fashion-mnist
   graphviz python3-matplotlib
+  # The Python module (python/): built against Debian's PyTorch, which shares libtorch-dev's build.
+  python3-dev python3-torch pybind11-dev python3-pytest python3-numpy
+  # decent-cluster (emulated multi-host network): ip netns, veth, bridge, tc tbf.
+  iproute2
 )
 
 missing=()

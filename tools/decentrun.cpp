@@ -169,6 +169,19 @@ struct Command {
   bool oversubscribed = false;
 };
 
+// The Python package built next to this launcher (build/bin/decentrun -> build/python/decent), so
+// `decentrun -np 4 python3 train.py` imports the `decent` of the same build without installing it.
+std::string bundled_python_dir() {
+  char exe[4096];
+  const ssize_t length = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (length <= 0) return {};
+  std::string dir(exe, static_cast<std::size_t>(length));
+  dir = dir.substr(0, dir.find_last_of('/'));
+  const std::string python_dir = dir.substr(0, dir.find_last_of('/')) + "/python";
+  std::ifstream marker(python_dir + "/decent/__init__.py");
+  return marker.good() ? python_dir : std::string{};
+}
+
 Command build_command(const LaunchOptions& options) {
   Command command;
   std::vector<std::string>& argv = command.argv;
@@ -211,6 +224,10 @@ Command build_command(const LaunchOptions& options) {
   if (command.oversubscribed && std::getenv("OMPI_MCA_mpi_yield_when_idle") == nullptr) {
     // Ranks waiting inside MPI yield the core instead of spinning on it.
     set["OMPI_MCA_mpi_yield_when_idle"] = "1";
+  }
+  if (const std::string python_dir = bundled_python_dir(); !python_dir.empty()) {
+    const char* existing = std::getenv("PYTHONPATH");
+    set["PYTHONPATH"] = existing && *existing ? python_dir + ":" + existing : python_dir;
   }
   std::vector<std::string> forwarded = environment_names_with_prefix("DECENT_");
   for (const char* name : {"OMP_NUM_THREADS", "MKL_NUM_THREADS"}) {
