@@ -100,12 +100,18 @@ rate_bytes_per_s() {
   if [[ ! $rate =~ ^([0-9]+)(\.[0-9]+)?(bit|kbit|mbit|gbit|tbit)$ ]]; then
     die $EXIT_USAGE "--rate must look like 100mbit, 1gbit, 2.5gbit or be 'none', got '$rate'"
   fi
-  local number="${BASH_REMATCH[1]}${BASH_REMATCH[2]}" unit=${BASH_REMATCH[3]} scale
+  local unit=${BASH_REMATCH[3]} scale
   case $unit in
     bit) scale=1 ;; kbit) scale=1000 ;; mbit) scale=1000000 ;; gbit) scale=1000000000 ;;
     tbit) scale=1000000000000 ;;
   esac
-  awk -v n="$number" -v s="$scale" 'BEGIN { printf "%.0f\n", n * s / 8 }'
+  # Integer arithmetic only (no awk: this runs before the tools are checked).
+  local whole=${BASH_REMATCH[1]} fraction=${BASH_REMATCH[2]#.} bits
+  bits=$((10#$whole * scale))
+  if [[ -n $fraction ]]; then
+    bits=$((bits + 10#$fraction * scale / 10 ** ${#fraction}))
+  fi
+  echo $((bits / 8))
 }
 
 # Runs a command, logging it when DECENT_CLUSTER_VERBOSE=1; returns its status.

@@ -4,6 +4,7 @@
 //   decentrun -np 4 ./train --epochs 3
 //   decentrun -np 8 -H node1:4,node2:4 --timeline /tmp/tl ./train
 //   decentrun --dry-run -np 16 ./train        # prints the mpirun command only
+//   decentrun --cluster default -np 4 ./train # on an emulated cluster (decent-cluster up)
 //
 // Exit status: mpirun's (128 + signal if it was killed), 2 for bad options, 127 when mpirun is
 // not on PATH. When the job fails, a last line names the rank that ended it and how.
@@ -50,6 +51,7 @@ struct LaunchOptions {
   int np = 0;
   std::string hosts;     // -H host:slots,...
   std::string hostfile;  // --hostfile F
+  std::string cluster;   // --cluster NAME (an emulated cluster made by decent-cluster)
   std::string timeline;
   std::optional<int> ranks_per_machine;
   std::optional<long> timeout_ms;
@@ -63,7 +65,7 @@ struct LaunchOptions {
 const std::vector<std::string> kValueOptions = {
     "-n",           "-np",        "--np",       "-H",
     "--host",       "--hostfile", "--timeline", "--ranks-per-machine",
-    "--timeout-ms", "--threads"};
+    "--timeout-ms", "--threads",  "--cluster"};
 
 bool takes_value(const std::string& token) {
   return std::find(kValueOptions.begin(), kValueOptions.end(), token) != kValueOptions.end();
@@ -182,6 +184,42 @@ std::string bundled_python_dir() {
   return marker.good() ? python_dir : std::string{};
 }
 
+// An emulated cluster brought up by decent-cluster (tools/decent-cluster.sh): its state directory
+// holds the hostfile, the mpirun arguments that route Open MPI through the cluster's launch agent
+// and network (one per line) and the ranks per emulated host.
+struct Cluster {
+  std::string hostfile;
+  std::vector<std::string> mpirun_args;
+  int ranks_per_host = 1;
+};
+
+std::string cluster_directory(const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
+  const char* root = std::getenv("DECENT_CLUSTER_DIR");
+  return std::string(root != nullptr && *root != '\0' ? root : "/run/decent-cluster") + "/" + name;
+}
+
+Cluster read_cluster(const std::string& name) {
+  const std::string dir = cluster_directory(name);
+  Cluster cluster;
+  cluster.hostfile = dir + "/hostfile";
+  std::ifstream args(dir + "/mpirun.args");
+  if (!args || !std::ifstream(cluster.hostfile)) {
+    throw UsageError{"decentrun: --cluster " + name + ": no emulated cluster is up there (" + dir +
+                     "/hostfile and mpirun.args); start one with: decent-cluster up -n N --name " +
+                     name};
+  }
+  std::string line;
+  while (std::getline(args, line)) {
+    if (!line.empty()) cluster.mpirun_args.push_back(line);
+  }
+  std::ifstream ranks(dir + "/ranks_per_host");
+  if (ranks && std::getline(ranks, line)) {
+    cluster.ranks_per_host = parse_slot_count(line, dir + "/ranks_per_host");
+  }
+  return cluster;
+}
+
 Command build_command(const LaunchOptions& options) {
   Command command;
   std::vector<std::string>& argv = command.argv;
@@ -190,7 +228,12 @@ Command build_command(const LaunchOptions& options) {
   argv.insert(argv.end(), {"-np", std::to_string(options.np)});
 
   int available = 0;
-  if (!options.hosts.empty()) {
+  std::optional<Cluster> cluster;
+  if (!options.cluster.empty()) cluster = read_cluster(options.cluster);
+  if (cluster) {
+    available = hostfile_slots(cluster->hostfile);
+    argv.insert(argv.end(), {"--hostfile", cluster->hostfile});
+  } else if (!options.hosts.empty()) {
     available = host_list_slots(options.hosts);
     argv.insert(argv.end(), {"-H", options.hosts});
   } else if (!options.hostfile.empty()) {
@@ -203,6 +246,7 @@ Command build_command(const LaunchOptions& options) {
   if (command.oversubscribed) argv.push_back("--oversubscribe");
   // Pinning ranks to cores makes oversubscribed ranks share one core while others idle.
   argv.insert(argv.end(), {"--bind-to", "none"});
+  if (cluster) argv.insert(argv.end(), cluster->mpirun_args.begin(), cluster->mpirun_args.end());
 
   // -x NAME=VALUE sets a variable in every rank; -x NAME forwards ours (mpirun only passes the
   // environment on by itself to ranks on the local machine).
@@ -211,6 +255,9 @@ Command build_command(const LaunchOptions& options) {
   if (!options.timeline.empty()) set["DECENT_TIMELINE"] = options.timeline;
   if (options.ranks_per_machine) {
     set["DECENT_RANKS_PER_MACHINE"] = std::to_string(*options.ranks_per_machine);
+  } else if (cluster) {
+    // The emulated hosts share one host name, so hierarchical operations cannot group by it.
+    set["DECENT_RANKS_PER_MACHINE"] = std::to_string(cluster->ranks_per_host);
   }
   if (options.timeout_ms) set["DECENT_TIMEOUT_MS"] = std::to_string(*options.timeout_ms);
   // Several ranks per machine each running a full thread pool would fight over the cores.
@@ -221,7 +268,11 @@ Command build_command(const LaunchOptions& options) {
       set[name] = "1";
     }
   }
-  if (command.oversubscribed && std::getenv("OMPI_MCA_mpi_yield_when_idle") == nullptr) {
+  // The hosts of an emulated cluster share this machine's cores.
+  const bool cores_oversubscribed =
+      command.oversubscribed ||
+      (cluster && options.np > static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  if (cores_oversubscribed && std::getenv("OMPI_MCA_mpi_yield_when_idle") == nullptr) {
     // Ranks waiting inside MPI yield the core instead of spinning on it.
     set["OMPI_MCA_mpi_yield_when_idle"] = "1";
   }
@@ -463,6 +514,11 @@ LaunchOptions parse(int argc, char** argv) {
   auto* hostfile =
       app.add_option("--hostfile", options.hostfile, "Open MPI hostfile (lines: host slots=N)");
   hosts->excludes(hostfile);
+  auto* cluster = app.add_option("--cluster", options.cluster,
+                                 "Run on the emulated cluster NAME made by decent-cluster (its "
+                                 "hostfile, launch agent and network; docs/cluster.md)");
+  cluster->excludes(hosts);
+  cluster->excludes(hostfile);
   app.add_option("--timeline", options.timeline,
                  "Write a Chrome trace per rank to PREFIX<rank>.json (DECENT_TIMELINE)");
   app.add_option("--ranks-per-machine", options.ranks_per_machine,

@@ -242,6 +242,57 @@ TEST(Decentrun, HostfileSlotsDecideOversubscription) {
   std::remove(path.c_str());
 }
 
+// A cluster state directory as decent-cluster writes it (tools/decent-cluster.sh), made by hand so
+// that the command decentrun builds from it can be checked without root.
+std::string make_cluster_dir(const std::string& name, int hosts, int ranks_per_host) {
+  const std::string root = testing::TempDir() + "decentrun_clusters";
+  mkdir(root.c_str(), 0755);
+  const std::string dir = root + "/" + name;
+  mkdir(dir.c_str(), 0755);
+  std::ofstream hostfile(dir + "/hostfile");
+  for (int h = 1; h <= hosts; ++h) {
+    hostfile << "10.77.9." << 10 + h << " slots=" << ranks_per_host << "\n";
+  }
+  std::ofstream(dir + "/mpirun.args") << "-mca\nplm_rsh_agent\n"
+                                      << dir
+                                      << "/agent\n-mca\nbtl\ntcp,self\n-mca\n"
+                                         "btl_tcp_if_include\n10.77.9.0/24\n";
+  std::ofstream(dir + "/ranks_per_host") << ranks_per_host << "\n";
+  return root;
+}
+
+TEST(Decentrun, ClusterAddsItsHostfileAgentAndMachineSize) {
+  const std::string root = make_cluster_dir("c1", 4, 2);
+  const EnvChanges env = clean_env({{"DECENT_CLUSTER_DIR", root}});
+  const std::string line = dry_run({"--cluster", "c1", "-np", "8", "prog"}, env);
+  EXPECT_TRUE(has(line, " --hostfile " + root + "/c1/hostfile ")) << line;
+  EXPECT_TRUE(has(line, " -mca plm_rsh_agent " + root + "/c1/agent -mca btl tcp,self ")) << line;
+  EXPECT_TRUE(has(line, " -mca btl_tcp_if_include 10.77.9.0/24 ")) << line;
+  // Hosts of 2 ranks form the machines of hierarchical operations.
+  EXPECT_TRUE(has(line, " -x DECENT_RANKS_PER_MACHINE=2 ")) << line;
+  EXPECT_FALSE(has(line, "--oversubscribe")) << line;  // 8 ranks, 8 slots
+  // The emulated hosts share this machine's cores: ranks yield them while waiting.
+  EXPECT_EQ(has(line, " -x OMPI_MCA_mpi_yield_when_idle=1 "), 8 > cores()) << line;
+  // More ranks than slots, an explicit machine size, and a path instead of a name.
+  const std::string more = dry_run(
+      {"--cluster", root + "/c1", "-np", "9", "--ranks-per-machine", "3", "prog"}, clean_env());
+  EXPECT_TRUE(has(more, " --oversubscribe ")) << more;
+  EXPECT_TRUE(has(more, " -x DECENT_RANKS_PER_MACHINE=3 ")) << more;
+  EXPECT_FALSE(has(more, "DECENT_RANKS_PER_MACHINE=2")) << more;
+}
+
+TEST(Decentrun, ClusterThatIsNotUpIsAUsageError) {
+  const std::string root = make_cluster_dir("c2", 2, 1);
+  const EnvChanges env = clean_env({{"DECENT_CLUSTER_DIR", root}});
+  const Result missing = run({kDecentrun, "--cluster", "nosuch", "-np", "2", "prog"}, env);
+  EXPECT_EQ(missing.exit_code, 2) << missing.err;
+  EXPECT_TRUE(has(missing.err, "--cluster nosuch: no emulated cluster is up")) << missing.err;
+  EXPECT_TRUE(has(missing.err, "decent-cluster up")) << missing.err;
+  const Result both = run({kDecentrun, "--cluster", "c2", "-H", "a:2", "-np", "2", "prog"}, env);
+  EXPECT_EQ(both.exit_code, 2) << both.err;
+  EXPECT_TRUE(has(both.err, "excludes")) << both.err;
+}
+
 TEST(Decentrun, SetsAndForwardsTheEnvironment) {
   const std::string line = dry_run({"-np", "2", "--timeline", "/tmp/trace ", "--ranks-per-machine",
                                     "2", "--timeout-ms", "5000", "--threads", "4", "prog"});
