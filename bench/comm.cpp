@@ -200,13 +200,16 @@ class Harness {
     // checked one, prefix + "nocheck-<rank>.json" for this one.
     if (!options.timeline_prefix.empty()) options.timeline_prefix += "nocheck-";
     unchecked_ = make_context(options);
-    // Both allreduce algorithms on every size, to choose ring_allreduce_threshold_bytes.
+    // Each allreduce algorithm on every size, to choose the thresholds.
     options.check_consistency = true;
     options.timeline_prefix = decent::ContextOptions::from_env().timeline_prefix;
     options.ring_allreduce_threshold_bytes = 0;
     ring_ = make_context(options);
     options.ring_allreduce_threshold_bytes = std::numeric_limits<std::size_t>::max();
+    options.small_allreduce_threshold_bytes = 0;
     transport_allreduce_ = make_context(options);
+    options.small_allreduce_threshold_bytes = std::numeric_limits<std::size_t>::max();
+    recursive_doubling_ = make_context(options);
   }
 
   ~Harness() {
@@ -214,6 +217,7 @@ class Harness {
     unchecked_.reset();
     ring_.reset();
     transport_allreduce_.reset();
+    recursive_doubling_.reset();
     if (raw_comm_ != MPI_COMM_NULL) MPI_Comm_free(&raw_comm_);
   }
   Harness(const Harness&) = delete;
@@ -278,6 +282,13 @@ class Harness {
                    "mpi-allreduce",
                    [this](float* x, std::size_t count, std::int64_t) {
                      transport_allreduce_->allreduce(decent::Buffer(x, count));
+                   },
+                   [this](std::int64_t) { return (size_ + 1) / 2.0; }});
+    ops.push_back({"allreduce-rd",
+                   "ctx.allreduce, average, always recursive doubling over point-to-point",
+                   "mpi-allreduce",
+                   [this](float* x, std::size_t count, std::int64_t) {
+                     recursive_doubling_->allreduce(decent::Buffer(x, count));
                    },
                    [this](std::int64_t) { return (size_ + 1) / 2.0; }});
     for (bool check : {true, false}) {
@@ -458,7 +469,7 @@ class Harness {
   topo::SchedulePtr exponential_;
   topo::SchedulePtr machine_graph_;
   std::shared_ptr<decent::Context> checked_, unchecked_;
-  std::shared_ptr<decent::Context> ring_, transport_allreduce_;
+  std::shared_ptr<decent::Context> ring_, transport_allreduce_, recursive_doubling_;
   std::vector<std::vector<float>> recv_;
 };
 

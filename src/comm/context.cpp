@@ -63,6 +63,8 @@ ContextOptions ContextOptions::from_env() {
   if (env("DECENT_RING_ALLREDUCE_THRESHOLD"))
     o.ring_allreduce_threshold_bytes =
         static_cast<std::size_t>(env_integer("DECENT_RING_ALLREDUCE_THRESHOLD", 0));
+  o.small_allreduce_threshold_bytes = static_cast<std::size_t>(
+      env_integer("DECENT_SMALL_ALLREDUCE_THRESHOLD", o.small_allreduce_threshold_bytes));
   return o;
 }
 

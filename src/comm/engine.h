@@ -56,6 +56,48 @@ struct MessageHeader {
   std::uint64_t count = 0;
 };
 
+// How an allreduce runs (chosen by size; every rank must choose the same).
+enum class AllreduceAlgorithm : std::uint8_t {
+  kRecursiveDoubling = 0,  // small buffers: log2(n) pairwise exchanges over point-to-point
+  kTransport = 1,          // the transport's allreduce (MPI_Iallreduce)
+  kRing = 2,               // large buffers: reduce-scatter + allgather around the ring
+};
+const char* allreduce_algorithm_name(AllreduceAlgorithm a);
+
+// What every rank must agree on for one collective. All fields are compared; fields a kind of
+// operation does not use are 0. The layout is the same for every kind, so that ranks running
+// different collectives can still exchange and compare them.
+struct CollectiveFields {
+  std::int64_t kind = 0;  // OpKind
+  std::int64_t seq = 0;
+  std::int64_t count = 0;
+  std::int64_t dtype = 0;
+  std::int64_t op = 0;         // ReduceOp (allreduce)
+  std::int64_t algorithm = 0;  // AllreduceAlgorithm (allreduce)
+  std::int64_t root = 0;       // broadcast
+  static constexpr std::size_t kSize = 7;
+  std::int64_t* data() { return &kind; }
+  const std::int64_t* data() const { return &kind; }
+};
+static_assert(sizeof(CollectiveFields) == CollectiveFields::kSize * sizeof(std::int64_t));
+
+// Carried at the front of every message of a recursive-doubling collective when consistency
+// checks are on: the maximum and the maximum of the negation (the minimum) of every field over
+// the ranks the sender has heard from so far, and whether any message on the way had the wrong
+// size. After the last step every rank holds the same summary of all ranks: they agree iff
+// max == min for every field and nothing was lost.
+struct CollectiveHeader {
+  std::int64_t magic = 0x4443524431;  // "DCRD1"
+  std::int64_t max[CollectiveFields::kSize] = {};
+  std::int64_t neg_min[CollectiveFields::kSize] = {};  // max over ranks of -field
+  std::int64_t lost = 0;  // 1 if some message could not be read (its size was wrong)
+
+  explicit CollectiveHeader(const CollectiveFields& f);
+  CollectiveHeader() = default;
+  void merge(const CollectiveHeader& other);
+  bool agree() const;
+};
+
 // A transport plus the sequence counters that tag its operations.
 struct Channel {
   comm::Transport* transport = nullptr;
@@ -150,9 +192,24 @@ class Engine {
   // Bandwidth-optimal allreduce over isend/irecv: reduce-scatter then allgather around the ring
   // of ranks, pipelined in segments (see engine.cpp).
   void ring_allreduce(Channel& ch, Buffer inout, ReduceOp op, std::int64_t seq);
-  void check_collective_meta(Channel& ch, OpKind kind, std::int64_t seq,
-                             const std::vector<std::int64_t>& fields,
-                             const std::vector<const char*>& field_names);
+  // Picks the allreduce algorithm for `bytes` on a channel of `n` ranks.
+  AllreduceAlgorithm allreduce_algorithm(std::size_t bytes, int n) const;
+  // Recursive doubling over point-to-point messages (the fold for non-powers of two: ranks
+  // 2i < 2(n - p) hand their data to 2i + 1 first and get the result back last). With
+  // `checked`, every message starts with a CollectiveHeader built from `fields`; the payload
+  // (`data`, reduced in place with `op`, may be empty) follows it. Returns the merged header:
+  // unchecked it is empty. A message of the wrong size or content never touches `data`.
+  // Every rank takes the same steps whatever the others sent, so a disagreement is found by
+  // every rank, and no rank waits for a message that will not come.
+  CollectiveHeader recursive_doubling(Channel& ch, const CollectiveFields& fields, Buffer data,
+                                      ReduceOp op, bool checked, const std::string& op_name);
+  // Consistency check of a collective: one recursive-doubling exchange of headers only (no-op
+  // when checks are off or with one rank). Throws MismatchError on every rank on disagreement.
+  void check_collective(Channel& ch, const CollectiveFields& fields);
+  // Every rank calls this when the merged header shows a disagreement: gathers all ranks'
+  // fields and throws MismatchError naming every rank's operation and values.
+  [[noreturn]] void report_mismatch(Channel& ch, const CollectiveFields& fields,
+                                    const std::string& op_name);
   std::vector<std::uint8_t>& scratch(std::size_t slot, std::size_t bytes);
 
   std::unique_ptr<comm::Transport> transport_;

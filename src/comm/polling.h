@@ -11,6 +11,8 @@
 namespace decent::comm {
 
 struct PollPolicy {
+  // Test-only window at the start of a wait, without yielding (0 when ranks share cores).
+  std::chrono::microseconds busy{0};
   // Yield-and-test window before the first sleep.
   std::chrono::microseconds spin{0};
   // First sleep after the window; each further sleep doubles up to max_sleep.

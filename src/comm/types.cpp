@@ -117,6 +117,7 @@ PollPolicy make_poll_policy() {
   p.spin = std::chrono::microseconds(env_microseconds("DECENT_POLL_SPIN_US", shared ? 1000 : 200));
   p.max_sleep =
       std::chrono::microseconds(env_microseconds("DECENT_POLL_MAX_SLEEP_US", shared ? 1000 : 100));
+  p.busy = std::chrono::microseconds(env_microseconds("DECENT_POLL_BUSY_US", shared ? 0 : 50));
   // A zero cap would turn the wait into a busy loop.
   p.max_sleep = std::max(p.max_sleep, std::chrono::microseconds(1));
   p.first_sleep = std::min(p.first_sleep, p.max_sleep);
@@ -135,6 +136,7 @@ Backoff::Backoff(const PollPolicy& policy)
 
 void Backoff::pause(Clock::time_point deadline) {
   const auto now = Clock::now();
+  if (now - start_ < policy_.busy) return;  // test again at once
   if (now - start_ < policy_.spin) {
     sched_yield();
     return;

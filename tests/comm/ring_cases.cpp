@@ -137,6 +137,43 @@ std::size_t chunk_size(std::size_t total, int n, int c) {
   return total / n + (static_cast<std::size_t>(c) < total % n ? 1 : 0);
 }
 
+// Messages rank r sends (and receives) in one recursive-doubling collective of n ranks: one per
+// pairwise step, log2(p) steps for p the largest power of two <= n, and one fold message for the
+// ranks below 2(n - p) (an even one sends its data and gets the result back instead of stepping).
+std::uint64_t rd_messages(int n, int r) {
+  if (n == 1) return 0;
+  int p = 1;
+  std::uint64_t steps = 0;
+  while (p * 2 <= n) {
+    p *= 2;
+    ++steps;
+  }
+  if (r < 2 * (n - p)) return r % 2 == 0 ? 1 : 1 + steps;
+  return steps;
+}
+// Bytes of the consistency header at the front of each recursive-doubling message: a magic
+// number, the maximum and the minimum of 7 fields, and a flag, 8 bytes each.
+constexpr std::size_t kCheckHeaderBytes = 8 * (1 + 7 + 7 + 1);
+
+// Runs `call` (which must fail on every rank because the ranks disagree) and checks the
+// MismatchError names this rank, the operation, and every fragment of `fragments`.
+template <typename Fn>
+void expect_mismatch(Context& c, Fn&& call, const std::string& op,
+                     const std::vector<std::string>& fragments) {
+  const std::string me = "rank " + std::to_string(c.rank());
+  try {
+    call();
+    ADD_FAILURE() << me << ": " << op << " did not fail";
+  } catch (const MismatchError& e) {
+    const std::string message = e.what();
+    EXPECT_EQ(message.rfind(me + ": " + op + ": ranks disagree", 0), 0u) << message;
+    for (const auto& f : fragments)
+      EXPECT_NE(message.find(f), std::string::npos) << f << " in " << message;
+  } catch (const Error& e) {
+    ADD_FAILURE() << me << ": expected a MismatchError, got: " << e.what();
+  }
+}
+
 std::vector<CommCase> make_cases() {
   std::vector<CommCase> cases;
   auto add = [&](std::string name, std::function<void(Context&)> body,
@@ -203,36 +240,267 @@ std::vector<CommCase> make_cases() {
       },
       [](ContextOptions& o) { o.ring_allreduce_threshold_bytes = 1024; });
 
-  // The threshold is inclusive, and the ring sends exactly what the algorithm says: 2(n-1)
-  // messages (one per step, chunks below one segment), every chunk but (r+1) in the
-  // reduce-scatter and every chunk but (r+2) in the allgather.
+  // The thresholds are inclusive, and each algorithm sends exactly what it should: recursive
+  // doubling below 4096 bytes (rd_messages, header + payload each), the transport's allreduce
+  // from there (only the header-only check messages of our own, plus the modelled 2(n-1)/n
+  // volume), and from 8192 bytes the ring: the check, then 2(n-1) messages (one per step, chunks
+  // below one segment), every chunk but (r+1) in the reduce-scatter and every chunk but (r+2) in
+  // the allgather.
   add(
-      "RingThresholdAndVolume",
+      "AllreduceThresholdsAndVolume",
       [](Context& c) {
         const int n = c.size(), r = c.rank();
-        const std::size_t at_threshold = 1024;  // floats: 4096 bytes
-        std::vector<float> below = inputs<float>(r, at_threshold - 1);
-        std::vector<float> at = inputs<float>(r, at_threshold);
-        const CommStats before = c.stats();
-        c.allreduce(below, ReduceOp::kSum);
-        const CommStats middle = c.stats();
-        EXPECT_EQ(middle.messages_sent, before.messages_sent) << "below the threshold: transport";
-        c.allreduce(at, ReduceOp::kSum);
-        const CommStats after = c.stats();
-        expect_reduced(below, n, ReduceOp::kSum, "below the threshold");
-        expect_reduced(at, n, ReduceOp::kSum, "at the threshold");
+        const std::uint64_t checks = rd_messages(n, r);
+        auto run = [&](std::size_t count, const char* what) {
+          std::vector<float> x = inputs<float>(r, count);
+          const CommStats before = c.stats();
+          c.allreduce(x, ReduceOp::kSum);
+          const CommStats after = c.stats();
+          expect_reduced(x, n, ReduceOp::kSum, what);
+          return CommStats{
+              after.bytes_sent - before.bytes_sent, after.bytes_received - before.bytes_received,
+              after.messages_sent - before.messages_sent, after.operations - before.operations};
+        };
+        const CommStats rd = run(1023, "recursive doubling, 4092 bytes");
+        EXPECT_EQ(rd.messages_sent, checks);
+        EXPECT_EQ(rd.bytes_sent, checks * (kCheckHeaderBytes + 4092));
+        EXPECT_EQ(rd.bytes_received, rd.bytes_sent);
+        EXPECT_EQ(rd.operations, 1u);
+        for (std::size_t count : {std::size_t{1024}, std::size_t{2047}}) {
+          const CommStats t = run(count, "transport");
+          EXPECT_EQ(t.messages_sent, checks) << count << " floats";
+          const std::uint64_t modelled = n == 1 ? 0 : 2 * count * sizeof(float) * (n - 1) / n;
+          EXPECT_EQ(t.bytes_sent, checks * kCheckHeaderBytes + modelled) << count << " floats";
+        }
+        const std::size_t at = 2048;
+        const CommStats ring = run(at, "ring, 8192 bytes");
         if (n == 1) {
-          EXPECT_EQ(after.messages_sent, middle.messages_sent);
+          EXPECT_EQ(ring.messages_sent, 0u);
           return;
         }
-        EXPECT_EQ(after.messages_sent - middle.messages_sent,
-                  static_cast<std::uint64_t>(2 * (n - 1)));
-        const std::size_t elements = 2 * at_threshold - chunk_size(at_threshold, n, (r + 1) % n) -
-                                     chunk_size(at_threshold, n, (r + 2) % n);
-        EXPECT_EQ(after.bytes_sent - middle.bytes_sent, elements * sizeof(float));
-        EXPECT_EQ(after.bytes_received - middle.bytes_received, elements * sizeof(float));
+        EXPECT_EQ(ring.messages_sent, checks + static_cast<std::uint64_t>(2 * (n - 1)));
+        const std::size_t elements =
+            2 * at - chunk_size(at, n, (r + 1) % n) - chunk_size(at, n, (r + 2) % n);
+        EXPECT_EQ(ring.bytes_sent, checks * kCheckHeaderBytes + elements * sizeof(float));
+        EXPECT_EQ(ring.bytes_received, ring.bytes_sent);
       },
-      [](ContextOptions& o) { o.ring_allreduce_threshold_bytes = 4096; });
+      [](ContextOptions& o) {
+        o.small_allreduce_threshold_bytes = 4096;
+        o.ring_allreduce_threshold_bytes = 8192;
+      });
+
+  // ---- recursive doubling (small allreduces): exact, checked in its own messages ----
+
+  auto rd_default = [](ContextOptions&) {};  // 128 KiB small threshold: every buffer here
+  add(
+      "RecursiveDoublingFloat32EveryOp", [](Context& c) { check_every_op<float>(c, true); },
+      rd_default);
+  add(
+      "RecursiveDoublingFloat64EveryOp", [](Context& c) { check_every_op<double>(c, true); },
+      rd_default);
+  add(
+      "RecursiveDoublingFloat16EveryOp", [](Context& c) { check_every_op<Eigen::half>(c, true); },
+      rd_default);
+  add(
+      "RecursiveDoublingBFloat16EveryOp",
+      [](Context& c) { check_every_op<Eigen::bfloat16>(c, true); }, rd_default);
+  add(
+      "RecursiveDoublingIntegersEveryOp",
+      [](Context& c) {
+        check_every_op<std::int32_t>(c, false);
+        check_every_op<std::int64_t>(c, false);
+        check_every_op<std::uint8_t>(c, false);
+      },
+      rd_default);
+  // Unchecked: payload-only messages, exactly rd_messages of them.
+  add(
+      "RecursiveDoublingWithoutChecks",
+      [](Context& c) {
+        check_every_op<float>(c, true);
+        check_every_op<Eigen::bfloat16>(c, true);
+        const CommStats before = c.stats();
+        check_allreduce<double>(c, 100, ReduceOp::kAverage);
+        const CommStats after = c.stats();
+        const std::uint64_t m = rd_messages(c.size(), c.rank());
+        EXPECT_EQ(after.messages_sent - before.messages_sent, m);
+        EXPECT_EQ(after.bytes_sent - before.bytes_sent, m * 100 * sizeof(double));
+      },
+      [](ContextOptions& o) { o.check_consistency = false; });
+  // Both sides of the small threshold (1 KiB here), every floating dtype and op.
+  add(
+      "RecursiveDoublingAroundTheThreshold",
+      [](Context& c) {
+        for (std::size_t count : {std::size_t{255}, std::size_t{256}, std::size_t{257}}) {
+          for (ReduceOp op : {ReduceOp::kSum, ReduceOp::kAverage, ReduceOp::kMin, ReduceOp::kMax})
+            check_allreduce<float>(c, count, op);
+          for (ReduceOp op : {ReduceOp::kSum, ReduceOp::kAverage})
+            check_allreduce<double>(c, count / 2 + (count - 255), op);
+        }
+        for (std::size_t count : {std::size_t{511}, std::size_t{512}, std::size_t{513}}) {
+          check_allreduce<Eigen::half>(c, count, ReduceOp::kAverage);
+          check_allreduce<Eigen::bfloat16>(c, count, ReduceOp::kSum);
+        }
+      },
+      [](ContextOptions& o) {
+        o.small_allreduce_threshold_bytes = 1024;
+        o.ring_allreduce_threshold_bytes = std::numeric_limits<std::size_t>::max();
+      });
+
+  // Mismatches on the recursive-doubling path: every rank raises the same kind of error naming
+  // every rank's values, within the (short) timeout, and no buffer is touched.
+  const std::function<void(ContextOptions&)> short_timeout = [](ContextOptions& o) {
+    o.timeout = std::chrono::milliseconds(3000);
+  };
+  auto mismatch_case = [&](std::string name, std::function<void(Context&)> body,
+                           std::function<void(ContextOptions&)> configure = nullptr) {
+    CommCase c;
+    c.name = std::move(name);
+    c.body = std::move(body);
+    c.min_size = 2;
+    c.configure = configure ? std::move(configure) : short_timeout;
+    cases.push_back(std::move(c));
+  };
+  mismatch_case("RecursiveDoublingCountMismatchOnEveryRank", [](Context& c) {
+    const int n = c.size(), bad = n - 1;
+    std::vector<float> x = inputs<float>(c.rank(), c.rank() == bad ? 3 : 4);
+    const std::vector<float> original = x;
+    const auto t0 = std::chrono::steady_clock::now();
+    expect_mismatch(c, [&] { c.allreduce(x, ReduceOp::kSum); }, "allreduce #0",
+                    {"rank " + std::to_string(bad) + ": allreduce #0 count=3 dtype=float32 op=sum",
+                     "rank 0: allreduce #0 count=4"});
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
+    EXPECT_EQ(x, original) << "the buffer changed although the allreduce failed";
+    try {
+      c.barrier();
+      ADD_FAILURE() << "a barrier after the mismatch ran";
+    } catch (const CommError& e) {
+      EXPECT_NE(std::string(e.what()).find("failed earlier"), std::string::npos) << e.what();
+    }
+  });
+  // Same bytes, other dtype: only the header can tell.
+  mismatch_case("RecursiveDoublingDtypeMismatchOnEveryRank", [](Context& c) {
+    std::vector<std::int32_t> i = inputs<std::int32_t>(c.rank(), 6);
+    std::vector<float> f = inputs<float>(c.rank(), 6);
+    expect_mismatch(
+        c,
+        [&] {
+          if (c.rank() == 0)
+            c.allreduce(i, ReduceOp::kSum);
+          else
+            c.allreduce(f, ReduceOp::kSum);
+        },
+        "allreduce #0",
+        {"rank 0: allreduce #0 count=6 dtype=int32", "rank 1: allreduce #0 count=6 dtype=float32"});
+    EXPECT_EQ(i, inputs<std::int32_t>(c.rank(), 6));
+    EXPECT_EQ(f, inputs<float>(c.rank(), 6));
+  });
+  mismatch_case("RecursiveDoublingOpMismatchOnEveryRank", [](Context& c) {
+    const int odd = c.size() / 2;
+    std::vector<double> x = inputs<double>(c.rank(), 9);
+    expect_mismatch(c,
+                    [&] { c.allreduce(x, c.rank() == odd ? ReduceOp::kMax : ReduceOp::kAverage); },
+                    "allreduce #0",
+                    {"rank " + std::to_string(odd) + ": allreduce #0 count=9 dtype=float64 op=max",
+                     "op=average algorithm=recursive-doubling"});
+  });
+  // A rank in another collective (a barrier, header-only messages): its message is smaller than
+  // the payload the others expect, theirs larger than its receive; everyone still reports it.
+  mismatch_case("RecursiveDoublingAgainstBarrierOnEveryRank", [](Context& c) {
+    std::vector<float> x = inputs<float>(c.rank(), 16);
+    expect_mismatch(c,
+                    [&] {
+                      if (c.rank() == 0)
+                        c.barrier();
+                      else
+                        c.allreduce(x, ReduceOp::kSum);
+                    },
+                    c.rank() == 0 ? "barrier #0" : "allreduce #0",
+                    {"rank 0: barrier #0", "rank 1: allreduce #0 count=16"});
+  });
+  // Broadcast and the transport/ring allreduces check with header-only recursive doubling.
+  mismatch_case("BroadcastRootMismatchOnEveryRank", [](Context& c) {
+    std::vector<double> x(5, c.rank());
+    const int root = c.rank() == 0 ? 0 : 1;
+    expect_mismatch(c, [&] { c.broadcast(x, root); }, "broadcast #0",
+                    {"rank 0: broadcast #0 count=5 dtype=float64 root=0",
+                     "rank 1: broadcast #0 count=5 dtype=float64 root=1"});
+  });
+  mismatch_case(
+      "RingCountMismatchOnEveryRank",
+      [](Context& c) {
+        const int bad = c.size() - 1;
+        std::vector<float> x = inputs<float>(c.rank(), c.rank() == bad ? 2000 : 2001);
+        expect_mismatch(
+            c, [&] { c.allreduce(x, ReduceOp::kSum); }, "allreduce #0",
+            {"rank " + std::to_string(bad) + ": allreduce #0 count=2000", "algorithm=ring"});
+      },
+      [](ContextOptions& o) {
+        o.timeout = std::chrono::milliseconds(3000);
+        o.ring_allreduce_threshold_bytes = 0;
+      });
+  // Unchecked, a count mismatch still fails on every rank without hanging: the ranks that
+  // exchange with the odd one see a message of the wrong size, the others time out waiting for
+  // the ranks that stopped.
+  add(
+      "RecursiveDoublingUncheckedCountMismatchFails",
+      [](Context& c) {
+        const int n = c.size(), bad = n - 1;
+        if (n == 1) return;
+        std::vector<float> x = inputs<float>(c.rank(), c.rank() == bad ? 3 : 4);
+        const auto t0 = std::chrono::steady_clock::now();
+        try {
+          c.allreduce(x, ReduceOp::kSum);
+          ADD_FAILURE() << "rank " << c.rank() << ": the allreduce did not fail";
+        } catch (const MismatchError& e) {
+          EXPECT_NE(std::string(e.what()).find("allreduce #0"), std::string::npos) << e.what();
+        } catch (const Error& e) {
+          EXPECT_NE(c.rank(), bad) << "the odd rank must see the size mismatch: " << e.what();
+        }
+        EXPECT_LT(std::chrono::steady_clock::now() - t0, c.options().timeout * 4);
+        // Ranks that failed fast stay until the others have timed out.
+        std::this_thread::sleep_until(t0 + c.options().timeout * 3);
+      },
+      [](ContextOptions& o) {
+        o.check_consistency = false;
+        o.timeout = std::chrono::milliseconds(300);
+      });
+
+  // Blocking calls run on the caller's thread only when nothing is queued; interleaved with
+  // asynchronous ones they still run in submission order on every rank, with exact results.
+  add(
+      "BlockingAndAsyncCollectivesKeepOrder",
+      [](Context& c) {
+        const int n = c.size(), r = c.rank();
+        const std::string who = "rank " + std::to_string(r);
+        for (int round = 0; round < 5; ++round) {
+          std::vector<float> a = inputs<float>(r, 33);
+          std::vector<double> b = inputs<double>(r, 17);
+          std::vector<std::int64_t> d(7, r);
+          std::vector<Eigen::bfloat16> e = inputs<Eigen::bfloat16>(r, 40);
+          std::vector<float> f = inputs<float>(r, 3000);  // the ring (threshold 8 KiB)
+          std::vector<double> g(4, 10.0 * r);
+          const CommStats before = c.stats();
+          Handle ha = c.allreduce_async(a, ReduceOp::kSum);
+          c.allreduce(b, ReduceOp::kMax);  // queued behind `a` (or inline once `a` is done)
+          Handle hd = c.broadcast_async(d, n - 1);
+          Handle hf = c.allreduce_async(f, ReduceOp::kAverage);
+          c.barrier();
+          c.allreduce(Buffer(e.data(), e.size(), DType::kBFloat16),
+                      ReduceOp::kAverage);  // usually on this thread: the queue is empty
+          Handle hg = c.allreduce_async(g, ReduceOp::kMin);
+          c.broadcast(g, 0);  // after the min: every rank gets 0
+          hg.wait();
+          for (Handle* h : {&ha, &hd, &hf}) h->wait();
+          expect_reduced(a, n, ReduceOp::kSum, who + " async sum");
+          expect_reduced(b, n, ReduceOp::kMax, who + " blocking max");
+          EXPECT_EQ(d, std::vector<std::int64_t>(7, n - 1)) << who;
+          expect_reduced(f, n, ReduceOp::kAverage, who + " async ring average");
+          expect_reduced(e, n, ReduceOp::kAverage, who + " blocking bfloat16 average");
+          EXPECT_EQ(g, std::vector<double>(4, 0.0)) << who;
+          EXPECT_EQ(c.stats().operations - before.operations, 8u) << who;
+        }
+      },
+      [](ContextOptions& o) { o.ring_allreduce_threshold_bytes = 8192; });
 
   // Fused buffers go through the ring as one message stream and come back unfused and exact.
   add("RingFusedBuffers", [](Context& c) {

@@ -52,15 +52,20 @@ struct ContextOptions {
   bool check_consistency = true;
   // Allreduces of at least this many bytes run as a ring (reduce-scatter, then allgather) over
   // point-to-point messages: each rank sends 2(n-1)/n of the buffer, the bandwidth optimum, but
-  // in 2(n-1) rounds. Smaller ones use the transport's allreduce (fewer rounds). Unset: chosen
-  // from the number of ranks n by a latency/bandwidth model measured on shared memory (always
-  // the ring for n = 2, about 3 MiB for n = 4, 7.5 MiB for n = 8; docs/benchmarks.md).
-  // Every rank must use the same value.
+  // in 2(n-1) rounds. Unset: chosen from the number of ranks n by a latency/bandwidth model
+  // measured on shared memory (about 3 MiB for n = 4, 7.5 MiB for n = 8; docs/benchmarks.md),
+  // and never below small_allreduce_threshold_bytes. Every rank must use the same value.
   std::optional<std::size_t> ring_allreduce_threshold_bytes;
+  // Allreduces of fewer bytes (and not taken by the ring) run as recursive doubling over
+  // point-to-point messages: log2(n) rounds (two more when n is not a power of two), one message
+  // per round that carries the consistency header with the payload, so a small allreduce costs
+  // one exchange per round and no separate check. Between the two thresholds the transport's
+  // allreduce (MPI_Iallreduce) runs. Every rank must use the same value.
+  std::size_t small_allreduce_threshold_bytes = std::size_t{128} << 10;
 
   // Defaults overridden by DECENT_TIMEOUT_MS, DECENT_FUSION_THRESHOLD, DECENT_TIMELINE,
-  // DECENT_RANKS_PER_MACHINE, DECENT_CHECK_CONSISTENCY (0/1) and
-  // DECENT_RING_ALLREDUCE_THRESHOLD.
+  // DECENT_RANKS_PER_MACHINE, DECENT_CHECK_CONSISTENCY (0/1), DECENT_RING_ALLREDUCE_THRESHOLD
+  // and DECENT_SMALL_ALLREDUCE_THRESHOLD.
   static ContextOptions from_env();
 };
 
