@@ -7,6 +7,8 @@
 #
 #   BUILD_DIR=build RESULTS=bench/results/cluster_compress bench/cluster_compress.sh
 #
+# A run that has not ended after RUN_TIMEOUT seconds (900) is stopped (an Open MPI launch that
+# never starts its ranks was seen once), and the cluster torn down.
 # Environment: BUILD_DIR (build), RESULTS, HOSTS ("4"), RATE (1gbit), STEPS (30), BATCH (32),
 # ROUNDS (1).
 set -eu
@@ -36,11 +38,12 @@ for round in $(seq 1 "$ROUNDS"); do
       echo "== round $round, $RATE, $n hosts, $tag: $(uptime)"
       extra=()
       [[ $compressor != none ]] && extra=(--compressor "$compressor" --consensus-step "$eta")
-      "$BIN/decent-cluster" run -q -n "$n" --rate "$RATE" --name bcomp -- \
+      timeout -s TERM "${RUN_TIMEOUT:-900}" "$BIN/decent-cluster" run -q -n "$n" --rate "$RATE" --name bcomp -- \
         "$BIN/decent-train" --model mlp-large --dataset fashion-mnist --partition iid \
         --algorithm "$alg" --topology ring --batch-size "$BATCH" --lr 0.05 \
         --lr-schedule constant --epochs 1 --max-steps-per-epoch "$STEPS" --eval-samples 1000 \
-        --seed 1 "${extra[@]}" --metrics "$RESULTS/${tag}_n${n}_r${round}.json" -q
+        --seed 1 "${extra[@]}" --metrics "$RESULTS/${tag}_n${n}_r${round}.json" -q ||
+        echo "== $tag failed with status $?"
     done
   done
 done

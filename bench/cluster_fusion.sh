@@ -17,7 +17,7 @@ mkdir -p "$RESULTS"
 for case in "16M 64 1K" "16M 200 4K" "1M 256 1K"; do
   read -r total tensors small <<<"$case"
   echo "== $RATE, $HOSTS hosts, $tensors tensors, $total: $(uptime)"
-  "$BUILD_DIR/bin/decent-cluster" run -q -n "$HOSTS" --rate "$RATE" --name bfuse -- \
+  timeout -s TERM "${RUN_TIMEOUT:-600}" "$BUILD_DIR/bin/decent-cluster" run -q -n "$HOSTS" --rate "$RATE" --name bfuse -- \
     "$BUILD_DIR/bin/decent-bench-fusion" --total "$total" --tensors "$tensors" --small "$small" \
     --ops flat,fused,unfused --reps "$REPS" --warmup 2 \
     --csv "$RESULTS/cluster_fusion_${RATE}_n${HOSTS}_${tensors}x${total}.csv"

@@ -171,8 +171,13 @@ def main():
             ax.set_xlabel("MiB per rank")
             ax.set_ylabel("ms per call (median)")
             ax.grid(True, which="both", alpha=0.3)
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
+    handles = {}
+    for row in axes:
+        for ax in row:
+            for h, label in zip(*ax.get_legend_handles_labels()):
+                handles.setdefault(label, h)
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=4, fontsize=8)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(os.path.join(PLOTS, "cluster_comm.png"), dpi=110)
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
