@@ -9,6 +9,7 @@ import sys
 COLUMNS = [  # (operation, header)
     ("mpi-allreduce", "MPI_Allreduce"),
     ("allreduce", "allreduce"),
+    ("allreduce-rd", "recursive doubling"),
     ("allreduce-ring", "ring"),
     ("allreduce-transport", "MPI_Iallreduce path"),
     ("mpi-one-peer", "Sendrecv one-peer"),
