@@ -78,11 +78,11 @@ def main():
     parser.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=32, help="per rank")
-    parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--lr", type=float, default=0.02)
     parser.add_argument("--momentum", type=float, default=0.9)
     parser.add_argument("--algorithm", default="decentlam",
                         help="any name of dt.list_algorithms()")
-    parser.add_argument("--topology", default="exponential",
+    parser.add_argument("--topology", default="symmetric-exponential",
                         help="any name of dt.list_topologies()")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

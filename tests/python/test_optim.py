@@ -105,19 +105,30 @@ def test_make_optimizer_errors():
     assert "decentlam" in names and "dsgd" in names
 
 
-def test_learning_rate_property():
+def test_learning_rate_property_drives_the_step():
+    g = dt.ring(N)
+    dt.set_topology(g)
+    w = g.mixing_matrix()
     p, loss_fn = quadratic_setup()
     opt = dt.DmSGD([p], lr=0.1, momentum=0.5)
     assert opt.lr == pytest.approx(0.1)
-    opt.lr = 0.0
-    one_step(opt, p, loss_fn)  # lr 0: the average of identical parameters leaves them alone
-    torch.testing.assert_close(p.detach(), torch.ones(K, dtype=torch.float64), rtol=0, atol=1e-15)
+    opt.lr = 0.2
+    assert opt.lr == pytest.approx(0.2)
+    one_step(opt, p, loss_fn)
+    # First DmSGD step: m = g = p0 - c_j, p_i <- sum_j w_ij (p0 - 0.2 m_j).
+    p0 = torch.ones(K, dtype=torch.float64)
+    want = sum((float(w[R, j]) * (p0 - 0.2 * (p0 - target(j))) for j in range(N)),
+               torch.zeros(K, dtype=torch.float64))
+    torch.testing.assert_close(p.detach(), want, rtol=0, atol=1e-12)
+    with pytest.raises(dt.InvalidArgument, match="must be a finite number > 0"):
+        opt.lr = 0.0
 
 
 def test_decentlam_trains_a_regression_model():
-    # Each rank holds its own samples of the same linear model; DecentLaM over the one-peer
-    # exponential graph must reduce the global loss and bring the ranks to consensus.
-    dt.set_topology(dt.one_peer_exponential(N))
+    # Each rank holds its own samples of the same linear model; DecentLaM over the ring (static
+    # and symmetric, as DecentLaM's momentum needs) must reduce the global loss and bring the
+    # ranks to consensus.
+    dt.set_topology(dt.ring(N))
     gen = torch.Generator().manual_seed(1000 + R)
     w_true = torch.tensor([[1.5, -2.0, 0.5, 1.0, -0.5]])
     x = torch.randn(64, 5, generator=gen)

@@ -57,6 +57,7 @@ def test_put_with_a_new_tensor_and_weights_then_read_value():
         dt.barrier()
         nxt = (R + 1) % N
         assert torch.equal(dt.win_read_value("q", nxt), values(nxt))
+        dt.barrier()  # win_update republishes: no rank updates before every rank has read
         srcs = dt.ring(N).in_neighbors(R)
         # Only the slots count, with the given weights: x <- 0 x + sum_j 1/deg slot_j.
         if srcs:

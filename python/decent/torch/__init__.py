@@ -140,6 +140,10 @@ def set_topology(topology, is_weighted=True):
     if not isinstance(topology, (Graph, Schedule, str)):
         import numpy as _np
 
+        if not isinstance(topology, (_torch.Tensor, _np.ndarray, list, tuple)):
+            raise TypeError("set_topology: expected a Graph, a Schedule, a topology name or a "
+                            f"mixing matrix, got {type(topology).__name__}")
+
         w = _np.asarray(topology.detach().cpu().numpy() if isinstance(topology, _torch.Tensor)
                         else topology, dtype=_np.float64)
         if w.ndim != 2 or w.shape[0] != w.shape[1]:
