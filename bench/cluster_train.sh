@@ -4,19 +4,21 @@
 # For every host count it runs PmSGD (allreduce) and D-SGD / DecentLaM on the one-peer
 # exponential graph (overlap on, the default), each with a timeline, plus Local SGD with a
 # period longer than the run (no communication during training) as the compute-only reference
-# for the time spent waiting on communication. One metrics JSON per run in $RESULTS.
+# for the time spent waiting on communication. One metrics JSON per run in $RESULTS. Overlap of
+# the neighbour average with the gradient computation exists for adapt-with-combine algorithms
+# (awc-dmsgd, dsgd-awc); D-SGD and DecentLaM (adapt-then-combine) communicate after the step.
 #
 #   BUILD_DIR=build RESULTS=bench/results/cluster_train bench/cluster_train.sh
 #
 # Environment: BUILD_DIR (build), RESULTS (bench/results/cluster_train), HOSTS ("4 8"),
-# RATE (1gbit), ALGORITHMS ("pmsgd dsgd decentlam local-sgd"), EPOCHS (6), STEPS (40 steps per
+# RATE (1gbit), ALGORITHMS ("pmsgd awc-dmsgd dsgd decentlam local-sgd"), EPOCHS (6), STEPS (40 steps per
 # epoch), BATCH (32 per rank), LR (0.05).
 set -eu
 BUILD_DIR=${BUILD_DIR:-build}
 RESULTS=${RESULTS:-bench/results/cluster_train}
 HOSTS=${HOSTS:-4 8}
 RATE=${RATE:-1gbit}
-ALGORITHMS=${ALGORITHMS:-pmsgd dsgd decentlam local-sgd}
+ALGORITHMS=${ALGORITHMS:-pmsgd awc-dmsgd dsgd decentlam local-sgd}
 EPOCHS=${EPOCHS:-6}
 STEPS=${STEPS:-40}
 BATCH=${BATCH:-32}
@@ -35,7 +37,7 @@ for n in $HOSTS; do
       --algorithm "$alg" --topology one-peer-exponential --batch-size "$BATCH" --lr "$LR" \
       --momentum 0.9 --lr-schedule constant --epochs "$EPOCHS" --max-steps-per-epoch "$STEPS" \
       --period 1000000 --eval-every 1 --eval-samples 2000 --seed 1 \
-      --metrics "$RESULTS/${alg}_n${n}.json"
+      --metrics "$RESULTS/${alg}_n${n}.json" || echo "== $alg on $n hosts failed with status $?"
     /usr/bin/python3 "$(dirname "$0")/timeline_comm.py" "$TIMELINES/${alg}_n${n}_"*.json \
       >"$RESULTS/${alg}_n${n}_timeline.txt"
     cat "$RESULTS/${alg}_n${n}_timeline.txt"

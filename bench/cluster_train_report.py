@@ -29,7 +29,8 @@ RESULTS = sys.argv[1]
 TARGET = float(sys.argv[2])
 PLOTS = sys.argv[3] if len(sys.argv) > 3 else "docs/results/cluster"
 NAMES = {"pmsgd": "PmSGD (allreduce)", "dsgd": "D-SGD, one-peer", "decentlam": "DecentLaM, one-peer",
-         "dmsgd": "DmSGD, one-peer", "local-sgd": "Local SGD, no communication (reference)"}
+         "dmsgd": "DmSGD, one-peer", "awc-dmsgd": "AWC-DmSGD with overlap, one-peer",
+         "local-sgd": "Local SGD, no communication (reference)"}
 
 
 def load(path):
@@ -70,7 +71,7 @@ def main():
         alg, n = m.group(1), int(m.group(2))
         runs[(alg, n)] = load(path)
         runs[(alg, n)]["busy"] = busy_fraction(path[:-5] + "_timeline.txt")
-    order = ["pmsgd", "dsgd", "decentlam", "dmsgd", "local-sgd"]
+    order = ["pmsgd", "awc-dmsgd", "decentlam", "dsgd", "dmsgd", "local-sgd"]
     print(f"Target: test accuracy of the averaged model >= {TARGET:.0%}\n")
     print("| hosts | algorithm | step time ms | samples/s | vs PmSGD (samples/s) | MiB sent per rank per step "
           "| waiting on communication | comm. thread busy (timeline) | final acc. | steps to target "
@@ -94,12 +95,16 @@ def main():
             busy = r["busy"]
             vs_sps = r["sps"] / base["sps"] if base else None
             vs_t = hit[0] / base_t if hit and base_t else None
-            print(f"| {n} | {NAMES.get(alg, alg)} | {r['step'] * 1e3:.0f} | {r['sps']:.0f} | "
-                  f"{vs_sps:.2f} | {r['mib_step']:.1f} | "
-                  f"{'' if wait is None else f'{wait:.0%}'} | {'' if busy is None else f'{busy:.0%}'} | "
-                  f"{'' if r['final_acc'] is None else f'{r['final_acc']:.2%}'} | "
-                  f"{steps_to if steps_to else 'not reached'} | {f'{hit[0]:.1f}' if hit else ''} | "
-                  f"{f'{vs_t:.2f}' if vs_t else ''} | {f'{hit[1]:.1f}' if hit else ''} |")
+            def fmt(value, spec, empty=""):
+                return empty if value is None else format(value, spec)
+
+            cells = [str(n), NAMES.get(alg, alg), fmt(r["step"] * 1e3, ".0f"), fmt(r["sps"], ".0f"),
+                     fmt(vs_sps, ".2f"), fmt(r["mib_step"], ".1f"), fmt(wait, ".0%"),
+                     fmt(busy, ".0%"), fmt(r["final_acc"], ".2%"),
+                     str(steps_to) if steps_to else "not reached",
+                     fmt(hit[0] if hit else None, ".1f"), fmt(vs_t, ".2f"),
+                     fmt(hit[1] if hit else None, ".1f")]
+            print("| " + " | ".join(cells) + " |")
 
     os.makedirs(PLOTS, exist_ok=True)
     ns = sorted({n for (_, n) in runs})

@@ -20,7 +20,12 @@ def main(paths):
                                     "start": None, "end": None})
     for path in paths:
         with open(path) as f:
-            events = json.load(f)["traceEvents"]
+            text = f.read()
+        try:
+            events = json.loads(text)["traceEvents"]
+        except json.JSONDecodeError:
+            # A run that was stopped leaves the file unterminated, possibly mid-line.
+            events = json.loads(text[:text.rfind("},\n") + 1] + "\n]}")["traceEvents"]
         for e in events:
             if e.get("ph") != "X":
                 continue

@@ -159,13 +159,21 @@ teardown_dir() {
     for object in "${namespaces[@]+"${namespaces[@]}"}"; do
       if ip netns list | awk '{print $1}' | grep -qx -- "$object"; then
         kill_namespace_processes "$object"
-        do_cmd ip netns del "$object" || { echo "decent-cluster: could not delete namespace $object" >&2; status=1; }
+        if ! do_cmd ip netns del "$object" && ip netns list | awk '{print $1}' | grep -qx -- "$object"; then
+          echo "decent-cluster: could not delete namespace $object" >&2
+          status=1
+        fi
       fi
     done
-    # A veth whose peer was in a deleted namespace disappears with it; delete the rest.
+    # A veth whose peer was in a deleted namespace disappears with it, a moment after `ip netns
+    # del` returns (the kernel frees the namespace asynchronously); delete the rest. A device
+    # that vanishes between the check and the deletion is not an error.
     for object in "${veths[@]+"${veths[@]}"}" "${bridges[@]+"${bridges[@]}"}"; do
       if ip link show dev "$object" >/dev/null 2>&1; then
-        do_cmd ip link del dev "$object" || { echo "decent-cluster: could not delete interface $object" >&2; status=1; }
+        if ! do_cmd ip link del dev "$object" 2>/dev/null && ip link show dev "$object" >/dev/null 2>&1; then
+          echo "decent-cluster: could not delete interface $object" >&2
+          status=1
+        fi
       fi
     done
   fi
