@@ -10,7 +10,8 @@
 # A run that has not ended after RUN_TIMEOUT seconds (900) is stopped (an Open MPI launch that
 # never starts its ranks was seen once), and the cluster torn down.
 # Environment: BUILD_DIR (build), RESULTS, HOSTS ("4"), RATE (1gbit), STEPS (30), BATCH (32),
-# ROUNDS (1).
+# ROUNDS (1), FIRST_ROUND (1: the number in the first round's file names), ONLY (tags to run,
+# e.g. "dsgd choco_q8"; default all).
 set -eu
 BUILD_DIR=${BUILD_DIR:-build}
 RESULTS=${RESULTS:-bench/results/cluster_compress}
@@ -19,6 +20,8 @@ RATE=${RATE:-1gbit}
 STEPS=${STEPS:-30}
 BATCH=${BATCH:-32}
 ROUNDS=${ROUNDS:-1}
+FIRST_ROUND=${FIRST_ROUND:-1}
+ONLY=${ONLY:-}
 BIN=$BUILD_DIR/bin
 mkdir -p "$RESULTS"
 
@@ -31,10 +34,11 @@ CONFIGS=(
   "choco_top1|choco-sgd|topk:ratio=0.01|0.3"
   "deepsqueeze_q4|deepsqueeze|qsgd:s=7,bucket=512,norm=max|0.3"
 )
-for round in $(seq 1 "$ROUNDS"); do
+for round in $(seq "$FIRST_ROUND" $((FIRST_ROUND + ROUNDS - 1))); do
   for n in $HOSTS; do
     for config in "${CONFIGS[@]}"; do
       IFS='|' read -r tag alg compressor eta <<<"$config"
+      [[ -z $ONLY || " $ONLY " == *" $tag "* ]] || continue
       echo "== round $round, $RATE, $n hosts, $tag: $(uptime)"
       extra=()
       [[ $compressor != none ]] && extra=(--compressor "$compressor" --consensus-step "$eta")

@@ -7,6 +7,7 @@
 #   decent-cluster up -n 4 --rate 1gbit [--ranks-per-host K] [--name NAME]
 #   decent-cluster run -n 4 --rate 1gbit [--name NAME] -- [DECENTRUN OPTIONS] PROGRAM [ARGS...]
 #   decent-cluster run -n 4 --rate 1gbit --exec -- COMMAND [ARGS...]
+#   decent-cluster run -n 4 --timeout 600 -- PROGRAM   # stop it after 600 s (exit 124)
 #   decent-cluster down [--name NAME]
 #   decent-cluster list | status [--name NAME] | hostfile [--name NAME]
 #
@@ -15,7 +16,8 @@
 # exactly what is recorded there and nothing else. `run` always tears down what it brought up,
 # also when the program fails or the run is interrupted (SIGINT, SIGTERM, SIGHUP).
 #
-# Exit status: 0 success; `run`: the program's status (128 + s when interrupted by signal s);
+# Exit status: 0 success; `run`: the program's status (128 + s when interrupted by signal s, 124
+# when stopped by --timeout);
 # 1 a command of the setup or teardown failed (what was built is torn down again); 2 bad usage;
 # 3 not root; 4 a required tool (ip, tc, mpirun for run) is missing; 5 the name (or one of its
 # interfaces or namespaces) is taken; 6 no cluster of that name.
@@ -50,8 +52,10 @@ usage: decent-cluster up    -n HOSTS [--rate RATE] [--ranks-per-host K] [--name 
   --np P                ranks for run (default N*K)
   --exec                run COMMAND as is while the cluster is up, with DECENT_CLUSTER=NAME
                         (e.g. a script calling `decentrun --cluster "$DECENT_CLUSTER" ...`)
+  --timeout SECONDS     run: stop the program after SECONDS (SIGTERM, then SIGKILL after 10 s),
+                        tear down and exit 124 (a launch that never starts its ranks hangs)
 
-Exit status: 0 ok (run: the program's); 1 setup/teardown command failed; 2 usage;
+Exit status: 0 ok (run: the program's; 124 after --timeout); 1 setup/teardown command failed; 2 usage;
 3 not root; 4 ip/tc/mpirun missing; 5 name or interface taken; 6 no such cluster.
 EOF
 }
@@ -330,7 +334,7 @@ up_interrupted() {
 # ---- commands ----
 
 parse_cluster_options() {
-  NAME=default HOSTS= RATE=1gbit RANKS_PER_HOST=1 EGRESS_ONLY=0 SUBNET_INDEX= NP= EXEC=0
+  NAME=default HOSTS= RATE=1gbit RANKS_PER_HOST=1 EGRESS_ONLY=0 SUBNET_INDEX= NP= EXEC=0 TIMEOUT=
   REST=()
   while [[ $# -gt 0 ]]; do
     case $1 in
@@ -340,6 +344,7 @@ parse_cluster_options() {
       --name) [[ $# -ge 2 ]] || die $EXIT_USAGE "$1 needs a value"; NAME=$2; shift 2 ;;
       --subnet-index) [[ $# -ge 2 ]] || die $EXIT_USAGE "$1 needs a value"; SUBNET_INDEX=$2; shift 2 ;;
       --np) [[ $# -ge 2 ]] || die $EXIT_USAGE "$1 needs a value"; NP=$2; shift 2 ;;
+      --timeout) [[ $# -ge 2 ]] || die $EXIT_USAGE "$1 needs a value"; TIMEOUT=$2; shift 2 ;;
       --egress-only) EGRESS_ONLY=1; shift ;;
       --exec) EXEC=1; shift ;;
       -q | --quiet) QUIET=1; shift ;;
@@ -359,6 +364,8 @@ validate_up_options() {
   [[ -z $SUBNET_INDEX || ($SUBNET_INDEX =~ ^[0-9]+$ && $SUBNET_INDEX -le 254) ]] ||
     die $EXIT_USAGE "--subnet-index must be 0..254, got '$SUBNET_INDEX'"
   [[ -z $NP || ($NP =~ ^[0-9]+$ && $NP -ge 1) ]] || die $EXIT_USAGE "--np must be a positive integer, got '$NP'"
+  [[ -z $TIMEOUT || ($TIMEOUT =~ ^[0-9]+$ && $TIMEOUT -ge 1) ]] ||
+    die $EXIT_USAGE "--timeout must be a positive number of seconds, got '$TIMEOUT'"
   [[ $RATE == none ]] || rate_bytes_per_s "$RATE" >/dev/null || exit $EXIT_USAGE
 }
 
@@ -420,6 +427,7 @@ find_decentrun() {
 
 RUN_DIR=
 CHILD=
+WATCHDOG=
 
 run_teardown() {
   if [[ -n $RUN_DIR && -d $RUN_DIR ]]; then
@@ -432,6 +440,10 @@ run_teardown() {
 run_signal() {
   local signal=$1 code=$2
   echo "decent-cluster: SIG$signal; stopping the program and tearing the cluster down" >&2
+  if [[ -n $WATCHDOG ]]; then
+    pkill -P "$WATCHDOG" 2>/dev/null
+    kill "$WATCHDOG" 2>/dev/null
+  fi
   if [[ -n $CHILD ]]; then
     kill -s "$signal" -- "-$CHILD" 2>/dev/null || kill -s "$signal" "$CHILD" 2>/dev/null
     local i
@@ -459,6 +471,7 @@ cmd_run() {
   trap 'run_signal INT 130' INT
   trap 'run_signal TERM 143' TERM
   trap 'run_signal HUP 129' HUP
+  trap 'echo "decent-cluster: --timeout $TIMEOUT s reached" >&2; run_signal TERM 124' USR1
   local -a command
   if [[ $EXEC == 1 ]]; then
     command=("${REST[@]}")
@@ -472,6 +485,11 @@ cmd_run() {
   DECENT_CLUSTER=$NAME DECENT_CLUSTER_DIR=$STATE_ROOT "${command[@]}" </dev/null &
   CHILD=$!
   set +m
+  if [[ -n $TIMEOUT ]]; then
+    # The watchdog asks this script (SIGUSR1) to stop the program and tear down.
+    (sleep "$TIMEOUT" && kill -USR1 $$) </dev/null >/dev/null 2>&1 &
+    WATCHDOG=$!
+  fi
   local status
   while true; do
     wait "$CHILD"
@@ -481,8 +499,13 @@ cmd_run() {
     kill -0 "$CHILD" 2>/dev/null || break
   done
   CHILD=
+  if [[ -n $WATCHDOG ]]; then
+    pkill -P "$WATCHDOG" 2>/dev/null  # its sleep; the watchdog then ends without signalling
+    kill "$WATCHDOG" 2>/dev/null
+    WATCHDOG=
+  fi
   run_teardown
-  trap - EXIT INT TERM HUP
+  trap - EXIT INT TERM HUP USR1
   return "$status"
 }
 

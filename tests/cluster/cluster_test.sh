@@ -3,7 +3,8 @@
 #
 #   cluster_test.sh CASE DECENT_CLUSTER DECENTRUN AVERAGE_CONSENSUS
 #
-# CASE is one of refusals, up-down, run, run-failure, run-signal, foreign-names. Every case uses
+# CASE is one of refusals, up-down, run, run-failure, run-signal (SIGTERM, SIGINT, --timeout),
+# foreign-names. Every case uses
 # its own cluster name (t + 5 random hex digits), so it cannot collide with a cluster a user has
 # up or with the other cases running in parallel, and an EXIT trap removes whatever of that name
 # is left even when an assertion fails. Exit 77 (ctest SKIP_RETURN_CODE) when not root or when
@@ -115,6 +116,8 @@ case_refusals() {
   expect_status 2 "-n 0"
   run_tool "$TOOL" up --name "$NAME"
   expect_status 2 "no -n"
+  run_tool "$TOOL" run -n 2 --name "$NAME" --timeout 0 -- /bin/true
+  expect_status 2 "--timeout 0"
   run_tool "$TOOL" frobnicate
   expect_status 2 "an unknown command"
   assert_nothing_left "the usage errors"
@@ -201,6 +204,13 @@ case_run_signal() {
   need_root
   run_until_signal TERM 143
   run_until_signal INT 130
+  # --timeout stops a program that runs too long (e.g. a launch that never starts) the same way.
+  local start=$SECONDS
+  run_tool "$TOOL" run -n 2 --name "$NAME" --timeout 2 -- /bin/sleep 60
+  expect_status 124 "run stopped by --timeout 2"
+  expect_in "$ERR" "--timeout 2 s reached" "timeout message"
+  ((SECONDS - start < 20)) || fail "run with --timeout 2 took $((SECONDS - start)) s"
+  assert_nothing_left "--timeout"
 }
 
 # Starts a run of `sleep 60` on 2 hosts, sends SIGNAL to decent-cluster once the ranks run, and
