@@ -1,78 +1,29 @@
 // Runs every shared comm case as a real multi-process MPI job (one process per rank). ctest
 // launches this binary with mpiexec at several sizes; each case gets a fresh Context.
 #include "cases.h"
-
-#include <gtest/gtest.h>
-
-#include <cstdlib>
-#include <iostream>
-
-#include "comm/mpi/mpi_transport.h"
+#include "mpi_harness.h"
 
 namespace decent::testing {
 namespace {
-
-int world_size() {
-  static const int n = [] {
-    auto ctx = Context::create(comm::make_mpi_world_transport(), ContextOptions{});
-    return ctx->size();
-  }();
-  return n;
-}
 
 class MpiOps : public ::testing::TestWithParam<std::size_t> {};
 
 TEST_P(MpiOps, Run) {
   const CommCase& c = comm_cases()[GetParam()];
-  if (!case_applies(c, world_size())) GTEST_SKIP() << "not for " << world_size() << " ranks";
-  ContextOptions options;
-  options.timeout = std::chrono::seconds(60);
-  if (c.configure) c.configure(options);
-  auto ctx = Context::create(comm::make_mpi_world_transport(), options);
-  c.body(*ctx);
-  // Keep cases apart: a fresh context (own communicator) synchronises everyone.
-  auto sync = Context::create(comm::make_mpi_world_transport(), ContextOptions{});
-  sync->barrier();
+  if (!case_applies(c, mpi::world_size()))
+    GTEST_SKIP() << "not for " << mpi::world_size() << " ranks";
+  mpi::run_case(c.body, c.configure);
 }
 
-std::vector<std::size_t> indices() {
-  std::vector<std::size_t> out(comm_cases().size());
-  for (std::size_t i = 0; i < out.size(); ++i) out[i] = i;
-  return out;
-}
-
-INSTANTIATE_TEST_SUITE_P(AllCases, MpiOps, ::testing::ValuesIn(indices()),
+INSTANTIATE_TEST_SUITE_P(AllCases, MpiOps,
+                         ::testing::ValuesIn(mpi::case_indices(comm_cases().size())),
                          [](const ::testing::TestParamInfo<std::size_t>& info) {
                            return comm_cases()[info.param].name;
                          });
-
-// Prints failures from every rank, prefixed with the rank; only rank 0 prints the rest.
-class RankFailurePrinter : public ::testing::EmptyTestEventListener {
- public:
-  explicit RankFailurePrinter(int rank) : rank_(rank) {}
-  void OnTestPartResult(const ::testing::TestPartResult& r) override {
-    if (r.failed())
-      std::cerr << "[rank " << rank_ << "] " << (r.file_name() ? r.file_name() : "") << ":"
-                << r.line_number() << ": " << r.summary() << std::endl;
-  }
-
- private:
-  int rank_;
-};
 
 }  // namespace
 }  // namespace decent::testing
 
 int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  auto world =
-      decent::Context::create(decent::comm::make_mpi_world_transport(), decent::ContextOptions{});
-  auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-  if (world->rank() != 0) delete listeners.Release(listeners.default_result_printer());
-  listeners.Append(new decent::testing::RankFailurePrinter(world->rank()));
-  int failed = RUN_ALL_TESTS() != 0 ? 1 : 0;
-  world->allreduce(decent::Buffer(&failed, 1, decent::DType::kInt32), decent::ReduceOp::kMax);
-  if (world->rank() == 0)
-    std::cout << (failed ? "FAILED on at least one rank" : "PASSED on every rank") << std::endl;
-  return failed;
+  return decent::testing::mpi::run_all_tests(argc, argv);
 }

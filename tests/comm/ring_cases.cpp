@@ -589,7 +589,7 @@ std::vector<CommCase> make_cases() {
       },
       [](ContextOptions& o) {
         o.ring_allreduce_threshold_bytes = 0;
-        o.check_consistency = false;  // with the check, the metadata allreduce times out first
+        o.check_consistency = false;  // with the check, its header-only exchange times out first
         o.timeout = std::chrono::milliseconds(200);
       });
   return cases;
