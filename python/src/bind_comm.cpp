@@ -47,27 +47,6 @@ NeighborAllreduceOptions neighbor_options(std::optional<double> self_weight,
   return opts;
 }
 
-// Splits concatenated elements into a tensor of shape [sum of first dims, rest of like's shape],
-// as the C++ allgather does.
-torch::Tensor gathered_tensor(const GatherResult& g, const torch::Tensor& like, const char* op) {
-  const std::int64_t row =
-      like.dim() == 0 ? 1 : like.numel() / std::max<std::int64_t>(1, like.size(0));
-  std::int64_t rows = 0;
-  for (std::size_t c : g.counts) {
-    if (row > 0 && static_cast<std::int64_t>(c) % row != 0)
-      throw MismatchError(fmt::format(
-          "rank {}: {}: a contributor sent {} elements, not a multiple of this rank's row size {}",
-          context().rank(), op, c, row));
-    rows += row > 0 ? static_cast<std::int64_t>(c) / row : 0;
-  }
-  std::vector<std::int64_t> shape =
-      like.dim() == 0 ? std::vector<std::int64_t>{rows} : like.sizes().vec();
-  if (like.dim() > 0) shape[0] = rows;
-  torch::Tensor out = torch::empty(shape, like.options());
-  if (!g.data.empty()) std::memcpy(out.data_ptr(), g.data.data(), g.data.size());
-  return out;
-}
-
 // A pending non-blocking operation: the C++ handle, the tensors it reads and writes (kept alive
 // until it completes) and how to produce the Python result once it has.
 class PyHandle {
@@ -321,7 +300,8 @@ std::unique_ptr<PyHandle> py_allgather_nonblocking(const torch::Tensor& x) {
   }
   return std::make_unique<PyHandle>(
       std::move(h), std::vector<torch::Tensor>{x},
-      [gather, x] { return tensor_object(gathered_tensor(*gather, x, "allgather")); }, gather);
+      [gather, x] { return tensor_object(gathered_tensor(*gather, x, context(), "allgather")); },
+      gather);
 }
 
 void py_broadcast_parameters(std::vector<torch::Tensor> tensors, int root) {

@@ -82,9 +82,6 @@ Handle neighbor_allreduce_async_(Context& ctx, std::vector<torch::Tensor>& xs,
   return ctx.neighbor_allreduce_async(buffers_of(xs, ctx, "neighbor_allreduce"), opts);
 }
 
-namespace {
-
-// Splits concatenated elements into a tensor of shape [sum of first dims, rest of x's shape].
 torch::Tensor gathered_tensor(const GatherResult& g, const torch::Tensor& like, const Context& ctx,
                               const char* op) {
   const std::int64_t row =
@@ -104,8 +101,6 @@ torch::Tensor gathered_tensor(const GatherResult& g, const torch::Tensor& like, 
   if (!g.data.empty()) std::memcpy(out.data_ptr(), g.data.data(), g.data.size());
   return out;
 }
-
-}  // namespace
 
 torch::Tensor neighbor_allgather(Context& ctx, const torch::Tensor& x,
                                  const NeighborAllreduceOptions& opts) {

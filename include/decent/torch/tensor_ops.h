@@ -22,6 +22,10 @@ namespace decent {
 // The Buffer view of a tensor (no copy). Throws InvalidArgument if it cannot be communicated.
 Buffer buffer_of(const torch::Tensor& t, const Context& ctx, const char* op);
 DType dtype_of_tensor(const torch::Tensor& t, const Context& ctx, const char* op);
+// A gather's concatenated elements as a tensor of shape [sum of first dims, rest of like's shape];
+// throws MismatchError if a contributor's element count is not a whole number of rows.
+torch::Tensor gathered_tensor(const GatherResult& g, const torch::Tensor& like, const Context& ctx,
+                              const char* op);
 
 // ---- neighbour averaging ----
 torch::Tensor neighbor_allreduce(Context& ctx, const torch::Tensor& x,
