@@ -342,6 +342,13 @@ class FailureWatcher {
 
  private:
   void scan(const std::string& line) {
+    // The library prints one of these on a failing rank just before it calls MPI_Abort. They are
+    // the first and most reliable report: when two ranks abort at once, Open MPI's own boxed
+    // "MPI_ABORT was invoked" message can be lost ("Data unpack would read past end of buffer").
+    static const std::regex library_exit(
+        R"(decent: world rank (\d+) exits with status (-?\d+); aborting the MPI job)");
+    static const std::regex library_failure(
+        R"(decent: rank (\d+) of \d+(?: \(world rank (\d+)\))? on \S+ failed: .*; aborting the MPI job)");
     static const std::regex signalled(
         R"(mpirun noticed that process rank (\d+) with PID (\d+) on node (\S+) exited on signal (\d+) \(([^)]*)\))");
     // Open MPI breaks this report over two lines: "...on rank R in communicator C" and
@@ -352,7 +359,13 @@ class FailureWatcher {
     static const std::regex exit_code(R"(Exit code:\s+(-?\d+))");
     std::smatch m;
     if (!summary_.empty()) return;  // the first failure is the cause; later ones follow from it
-    if (std::regex_search(line, m, signalled)) {
+    if (std::regex_search(line, m, library_exit)) {
+      aborted_rank_ = m[1].str();
+      set_abort_summary(m[2].str());
+    } else if (std::regex_search(line, m, library_failure)) {
+      aborted_rank_ = m[2].matched ? m[2].str() : m[1].str();
+      set_abort_summary("1");  // MpiTransport::fail aborts with 1
+    } else if (std::regex_search(line, m, signalled)) {
       // mpirun reports PID 0 when it did not record the rank's pid.
       const std::string where =
           m[2] == "0" ? "on " + m[3].str() : "pid " + m[2].str() + " on " + m[3].str();

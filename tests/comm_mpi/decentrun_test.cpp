@@ -410,6 +410,9 @@ TEST(Decentrun, AFailedRankEndsTheJob) {
   EXPECT_LT(result.seconds, 60) << "the other ranks waited for the failed one";
   EXPECT_TRUE(has(result.err, "rank 1 of 3")) << result.err;
   EXPECT_TRUE(has(result.err, "deliberate failure for the launcher test")) << result.err;
+  // decentrun's last line names the rank from the library's report, not from mpirun's.
+  EXPECT_TRUE(has(result.err, "decentrun: rank 1 aborted the job (MPI_Abort with error code 1)"))
+      << result.err;
   EXPECT_FALSE(has(result.err, "still running")) << result.err;
 }
 
@@ -428,6 +431,8 @@ TEST(Decentrun, ARankExitingWithAnErrorEndsTheJob) {
   EXPECT_EQ(result.exit_code, 5) << result.out << result.err;
   EXPECT_LT(result.seconds, 60) << "the other ranks waited for the failed one";
   EXPECT_TRUE(has(result.err, "world rank 1 exits with status 5")) << result.err;
+  EXPECT_TRUE(has(result.err, "decentrun: rank 1 aborted the job (MPI_Abort with error code 5)"))
+      << result.err;
   EXPECT_FALSE(has(result.err, "still running")) << result.err;
 }
 
