@@ -1,5 +1,6 @@
 #include "decent/comm/context.h"
 
+#include "decent/comm/window.h"
 #include "engine.h"
 #include "kernels.h"
 #include "local/local_transport.h"
@@ -72,7 +73,20 @@ ContextOptions ContextOptions::from_env() {
 
 void Handle::wait() {
   if (!state_) throw InvalidArgument("wait() on an empty Handle");
-  state_->wait();
+  if (!timeline_) {
+    state_->wait();
+    return;
+  }
+  // Only a wait that blocks is recorded: a handle already complete costs the caller nothing.
+  if (state_->poll()) return;
+  const auto begin = Clock::now();
+  try {
+    state_->wait();
+  } catch (...) {
+    timeline_->record_wait(state_->name, begin, Clock::now());
+    throw;
+  }
+  timeline_->record_wait(state_->name, begin, Clock::now());
 }
 
 bool Handle::poll() {
@@ -130,7 +144,13 @@ comm::Transport& Context::transport() {
   return engine_->transport();
 }
 CommStats Context::stats() const {
-  return engine_->stats();
+  CommStats s = engine_->stats();
+  const CommStats w = detail::window_traffic(windows_.get());
+  s.bytes_sent += w.bytes_sent;
+  s.bytes_received += w.bytes_received;
+  s.messages_sent += w.messages_sent;
+  s.operations += w.operations;
+  return s;
 }
 
 void Context::set_topology(topology::Graph graph) {
@@ -158,7 +178,9 @@ void Context::set_step(std::int64_t step) {
 // ---------------------------------------------------------------- collectives
 
 Handle Context::submit(const char* name, std::function<void()> work, bool blocking) {
-  return Handle(engine_->submit(name, std::move(work), blocking));
+  Handle handle(engine_->submit(name, std::move(work), blocking));
+  if (engine_->timeline().enabled()) handle.timeline_ = engine_->timeline().writer();
+  return handle;
 }
 
 Handle Context::allreduce_async(Buffer inout, ReduceOp op) {

@@ -17,6 +17,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -27,13 +28,33 @@
 namespace decent {
 
 namespace detail {
+// Payload moved between this rank and other ranks' window memory (see Context::stats()).
+struct WindowTraffic {
+  std::atomic<std::uint64_t> bytes_sent{0};
+  std::atomic<std::uint64_t> bytes_received{0};
+  std::atomic<std::uint64_t> messages_sent{0};
+  std::atomic<std::uint64_t> operations{0};
+};
+
 // The windows of one context. Freed windows are kept (emptied) so that a reference still held
 // by the application fails with a clear message instead of touching freed memory.
 struct WindowRegistry {
   std::mutex mutex;
   std::map<std::string, std::unique_ptr<Window>> live;
   std::vector<std::unique_ptr<Window>> freed;
+  std::shared_ptr<WindowTraffic> traffic = std::make_shared<WindowTraffic>();
 };
+
+CommStats window_traffic(const WindowRegistry* registry) {
+  CommStats s;
+  if (!registry) return s;
+  const WindowTraffic& t = *registry->traffic;
+  s.bytes_sent = t.bytes_sent.load(std::memory_order_relaxed);
+  s.bytes_received = t.bytes_received.load(std::memory_order_relaxed);
+  s.messages_sent = t.messages_sent.load(std::memory_order_relaxed);
+  s.operations = t.operations.load(std::memory_order_relaxed);
+  return s;
+}
 }  // namespace detail
 
 namespace {
@@ -106,7 +127,7 @@ Window::Window(std::string name, int rank, Buffer buffer, std::unique_ptr<comm::
                std::vector<int> in_neighbors, std::vector<int> out_neighbors,
                std::vector<std::size_t> slot_at_out, std::map<int, int> in_degrees,
                double self_weight, std::vector<double> neighbor_weights,
-               std::chrono::milliseconds timeout)
+               std::chrono::milliseconds timeout, std::shared_ptr<detail::WindowTraffic> traffic)
     : name_(std::move(name)),
       rank_(rank),
       buffer_(buffer),
@@ -117,9 +138,21 @@ Window::Window(std::string name, int rank, Buffer buffer, std::unique_ptr<comm::
       in_degrees_(std::move(in_degrees)),
       self_weight_(self_weight),
       neighbor_weights_(std::move(neighbor_weights)),
-      timeout_(timeout) {}
+      timeout_(timeout),
+      traffic_(std::move(traffic)) {}
 
 Window::~Window() = default;
+
+// Counted as the transfers complete; a call that moved any payload to or from another rank is
+// one operation (the caller counts it once, after its last transfer).
+void Window::count_sent(std::size_t bytes, std::size_t messages) {
+  traffic_->bytes_sent.fetch_add(bytes, std::memory_order_relaxed);
+  traffic_->messages_sent.fetch_add(messages, std::memory_order_relaxed);
+}
+
+void Window::count_received(std::size_t bytes) {
+  traffic_->bytes_received.fetch_add(bytes, std::memory_order_relaxed);
+}
 
 std::string Window::where() const {
   return fmt::format("rank {}: window '{}'", rank_, name_);
@@ -199,9 +232,11 @@ void Window::write_slots(bool add, const WinPutOptions& opts, const char* op) {
     } else {
       memory.put(dst, slot_offset(slot), data, buffer_.bytes());
     }
+    count_sent(buffer_.bytes(), 1);
     // After the data: whoever sees the new version also sees the data.
     memory.fetch_add(dst, version_offset(in_degrees_.at(dst), slot), 1);
   }
+  if (!destinations.empty()) traffic_->operations.fetch_add(1, std::memory_order_relaxed);
 }
 
 void Window::put(const WinPutOptions& opts) {
@@ -232,10 +267,12 @@ void Window::get(const WinGetOptions& opts) {
       Scoped lock(*this, sources[k]);
       memory.get(sources[k], kHeaderBytes, scratch_.data(), buffer_.bytes());
     }
+    count_received(buffer_.bytes());
     Scoped lock(*this, rank_);
     memory.put(rank_, slot_offset(static_cast<std::size_t>(slots[k])), scratch_.data(),
                buffer_.bytes());
   }
+  if (!sources.empty()) traffic_->operations.fetch_add(1, std::memory_order_relaxed);
 }
 
 void Window::update(const WinUpdateOptions& opts) {
@@ -298,6 +335,10 @@ void Window::read_value(int rank, Buffer out) {
   }
   Scoped lock(*this, rank);
   memory.get(rank, kHeaderBytes, out.data, out.bytes());
+  if (rank != rank_) {
+    count_received(out.bytes());
+    traffic_->operations.fetch_add(1, std::memory_order_relaxed);
+  }
 }
 
 void Window::write_value(int rank, ConstBuffer in) {
@@ -310,6 +351,10 @@ void Window::write_value(int rank, ConstBuffer in) {
   }
   Scoped lock(*this, rank);
   memory.put(rank, kHeaderBytes, in.data, in.bytes());
+  if (rank != rank_) {
+    count_sent(in.bytes(), 1);
+    traffic_->operations.fetch_add(1, std::memory_order_relaxed);
+  }
 }
 
 void Window::read_slot(int src, Buffer out) {
@@ -498,9 +543,10 @@ Window& Context::win_create(const std::string& name, Buffer buffer,
       true)
       .wait();
 
-  auto window = std::make_unique<Window>(
-      name, me, buffer, std::move(memory), in, out, std::move(slot_at_out), std::move(degrees),
-      self_weight, std::move(weights), window_options.lock_timeout.value_or(timeout));
+  auto window =
+      std::make_unique<Window>(name, me, buffer, std::move(memory), in, out, std::move(slot_at_out),
+                               std::move(degrees), self_weight, std::move(weights),
+                               window_options.lock_timeout.value_or(timeout), windows_->traffic);
   Window& result = *window;
   {
     std::lock_guard<std::mutex> lock(windows_->mutex);

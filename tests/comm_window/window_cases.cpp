@@ -214,6 +214,92 @@ std::vector<WindowCase> make_cases() {
 
   // A read-modify-write of rank 0's published value from every rank: only a mutex that excludes
   // gives exactly n * rounds.
+  // Context::stats() counts the payload this rank moves to and from other ranks' windows, on
+  // the origin only: put/accumulate/write_value add their bytes per destination to bytes_sent
+  // and one message each, get/read_value add their bytes per source to bytes_received, every
+  // call that moved payload is one operation; locks, versions, the counter, update and access to
+  // this rank's own memory count nothing. Window calls use no engine operation, so the deltas
+  // follow from the sizes and the degrees alone.
+  add("TrafficIsCounted", [](Context& c) {
+    const Graph g = topology::exponential(c.size());  // directed for most n: in != out
+    c.set_topology(g);
+    const int me = c.rank();
+    const int n = c.size();
+    const std::vector<int> in = g.in_ranks(me);
+    const std::vector<int> out = g.out_ranks(me);
+    const std::uint64_t d_in = in.size();
+    const std::uint64_t d_out = out.size();
+    constexpr std::size_t k = 11;
+    const std::uint64_t bytes = 4 * k;  // float32
+    std::vector<float> x(k, static_cast<float>(me));
+    std::vector<float> other(k, 0.0f);
+
+    const CommStats before_create = c.stats();
+    Window& win = c.win_create("t", x);
+    const CommStats created = c.stats();
+    // The creation fetches every in-neighbour's value into its slot (plus engine messages).
+    EXPECT_GE(created.bytes_received - before_create.bytes_received, d_in * bytes);
+
+    win.put();              // d_out messages of k floats
+    win.accumulate();       // again
+    WinPutOptions one_dst;  // one destination with a factor
+    if (!out.empty()) one_dst.dst_weights = std::map<int, double>{{out.back(), 0.25}};
+    if (!out.empty()) win.accumulate(one_dst);
+    win.get();  // d_in values of k floats
+    WinGetOptions one_src;
+    if (!in.empty()) one_src.srcs = std::vector<int>{in.front()};
+    if (!in.empty()) win.get(one_src);
+    win.update();  // this rank's memory only
+    win.publish();
+    win.versions();
+    if (!in.empty()) win.read_slot(in.front(), other);
+    win.read_value(me, other);  // own memory: nothing
+    win.write_value(me, x);
+    win.fetch_add_counter(0, 1);  // an atomic: nothing
+    { auto held = win.guard((me + 1) % n); }
+    const int peer = (me + 1) % n;
+    const std::uint64_t remote = peer != me ? 1 : 0;
+    win.read_value(peer, other);  // another rank's published value (n > 1)
+    win.write_value(peer, x);
+    const CommStats after = c.stats();
+
+    const std::uint64_t puts = 2 * d_out + (out.empty() ? 0 : 1) + remote;
+    const std::uint64_t gets = d_in + (in.empty() ? 0 : 1) + remote;
+    const std::uint64_t calls = (d_out > 0 ? 3 : 0) + (d_in > 0 ? 2 : 0) + 2 * remote;
+    EXPECT_EQ(after.bytes_sent - created.bytes_sent, puts * bytes) << "rank " << me;
+    EXPECT_EQ(after.messages_sent - created.messages_sent, puts) << "rank " << me;
+    EXPECT_EQ(after.bytes_received - created.bytes_received, gets * bytes) << "rank " << me;
+    EXPECT_EQ(after.operations - created.operations, calls) << "rank " << me;
+    if (n == 5) {
+      // The exponential graph on 5 ranks: out-neighbours r+1, r+2, r+4, in-neighbours r-1, r-2,
+      // r-4: 2 x 3 + 1 + 1 messages of 44 bytes sent, 3 + 1 + 1 values received.
+      EXPECT_EQ(d_out, 3u);
+      EXPECT_EQ(after.bytes_sent - created.bytes_sent, 8 * 44u);
+      EXPECT_EQ(after.bytes_received - created.bytes_received, 5 * 44u);
+    }
+
+    // A float64 window counts 8 bytes per element, in the same registry.
+    std::vector<double> y(3, 1.0);
+    Window& w64 = c.win_create("t64", y);
+    const CommStats y0 = c.stats();
+    w64.put();
+    const CommStats y1 = c.stats();
+    EXPECT_EQ(y1.bytes_sent - y0.bytes_sent, 24 * d_out) << "rank " << me;
+    EXPECT_EQ(y1.messages_sent - y0.messages_sent, d_out) << "rank " << me;
+
+    // Freed windows keep their traffic in the counters (freeing itself moves no payload and
+    // runs no engine operation).
+    c.barrier();
+    const CommStats before_free = c.stats();
+    c.win_free("t64");
+    c.win_free("t");
+    const CommStats freed = c.stats();
+    EXPECT_EQ(freed.bytes_sent, before_free.bytes_sent);
+    EXPECT_EQ(freed.bytes_received, before_free.bytes_received);
+    EXPECT_EQ(freed.messages_sent, before_free.messages_sent);
+    EXPECT_EQ(freed.operations, before_free.operations);
+  });
+
   add("MutexExcludes", [](Context& c) {
     c.set_topology(topology::ring(c.size()));
     constexpr int kRounds = 40;

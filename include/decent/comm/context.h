@@ -31,6 +31,7 @@ class Transport;
 namespace detail {
 struct OpState;
 class Engine;
+class TimelineWriter;
 struct WindowRegistry;
 }  // namespace detail
 class Window;  // decent/comm/window.h
@@ -102,16 +103,21 @@ class Handle {
  public:
   Handle() = default;
   explicit Handle(std::shared_ptr<detail::OpState> s) : state_(std::move(s)) {}
-  void wait();  // blocks; rethrows the operation's error
+  // Blocks; rethrows the operation's error. With the timeline on, a wait that blocks (the
+  // operation was not complete yet) is recorded as a "wait" event on the "caller wait" row.
+  void wait();
   bool poll();  // true when done; rethrows the operation's error
   bool valid() const { return state_ != nullptr; }
 
  private:
   std::shared_ptr<detail::OpState> state_;
+  std::shared_ptr<detail::TimelineWriter> timeline_;  // null when the timeline is off
   friend class Context;
 };
 
-// Counters a training loop reports.
+// Counters a training loop reports: this rank's traffic through the engine (messages of
+// collectives and neighbour operations) plus its windows' one-sided payload transfers to and
+// from other ranks (docs/communication.md, "Counters").
 struct CommStats {
   std::uint64_t bytes_sent = 0;
   std::uint64_t bytes_received = 0;

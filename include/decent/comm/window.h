@@ -38,6 +38,13 @@
 
 namespace decent {
 
+namespace detail {
+struct WindowTraffic;  // window.cpp: payload counters shared by a context's windows
+// Payload traffic of all windows ever created on the context that owns `registry` (freed ones
+// included; nullptr: none); Context::stats() adds it to the engine's counters.
+CommStats window_traffic(const WindowRegistry* registry);
+}  // namespace detail
+
 struct WindowOptions {
   // Slots start as the in-neighbours' buffers at creation (as if each had put once; versions
   // stay 0) instead of zeros, so that an update() before any put() leaves consensus intact.
@@ -73,7 +80,8 @@ class Window {
   Window(std::string name, int rank, Buffer buffer, std::unique_ptr<comm::RmaWindow> rma,
          std::vector<int> in_neighbors, std::vector<int> out_neighbors,
          std::vector<std::size_t> slot_at_out, std::map<int, int> in_degrees, double self_weight,
-         std::vector<double> neighbor_weights, std::chrono::milliseconds timeout);
+         std::vector<double> neighbor_weights, std::chrono::milliseconds timeout,
+         std::shared_ptr<detail::WindowTraffic> traffic);
   ~Window();
   Window(const Window&) = delete;
   Window& operator=(const Window&) = delete;
@@ -154,6 +162,9 @@ class Window {
   std::size_t slot_offset(std::size_t slot) const;
   std::size_t version_offset(int in_degree, std::size_t slot) const;
   void write_slots(bool add, const WinPutOptions& opts, const char* op);
+  // Payload moved to / from another rank's memory, counted in Context::stats().
+  void count_sent(std::size_t bytes, std::size_t messages);
+  void count_received(std::size_t bytes);
   const void* scaled(double factor);
 
   static constexpr std::size_t kCounterOffset = 8;  // after the lock word
@@ -171,6 +182,7 @@ class Window {
   std::chrono::milliseconds timeout_;
   std::set<int> held_;
   std::vector<unsigned char> scratch_;
+  std::shared_ptr<detail::WindowTraffic> traffic_;
 };
 
 // BlueFog-style calls by name on a context.
