@@ -23,6 +23,13 @@
 // Backends: MPI RMA with passive target (one MPI window per window; see docs/async.md) and shared
 // memory between the threads of the local backend, with the same semantics. Buffers are float32
 // or float64. A Window is used by one thread at a time on its rank.
+//
+// Context::stats() counts the payload a rank moves to or from other ranks' windows, on the
+// calling rank only and the same on both backends: put/accumulate add the buffer's bytes per
+// destination to bytes_sent (one message each), write_value to another rank once; get adds the
+// buffer's bytes per source to bytes_received, read_value of another rank once; each such call
+// is one operation. Locks, versions, the counter, update() and this rank's own memory count
+// nothing (docs/communication.md, "Counters").
 #pragma once
 
 #include "decent/comm/context.h"
