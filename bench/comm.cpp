@@ -186,6 +186,7 @@ class Harness {
     MPI_Comm_size(raw_comm_, &size_);
     one_peer_ = std::make_shared<topo::OnePeerExponential>(size_);
     exponential_ = std::make_shared<topo::StaticSchedule>(topo::exponential(size_));
+    ring_graph_ = std::make_shared<topo::StaticSchedule>(topo::ring(size_));
     ranks_per_machine_ = config.ranks_per_machine;
     machines_ = (size_ + ranks_per_machine_ - 1) / ranks_per_machine_;
     machine_graph_ = std::make_shared<topo::StaticSchedule>(topo::exponential(machines_));
@@ -207,6 +208,9 @@ class Harness {
     ring_ = make_context(options);
     options.ring_allreduce_threshold_bytes = std::numeric_limits<std::size_t>::max();
     options.small_allreduce_threshold_bytes = 0;
+    options.rabenseifner_allreduce_threshold_bytes = 0;
+    rabenseifner_ = make_context(options);
+    options.rabenseifner_allreduce_threshold_bytes = std::numeric_limits<std::size_t>::max();
     transport_allreduce_ = make_context(options);
     options.small_allreduce_threshold_bytes = std::numeric_limits<std::size_t>::max();
     recursive_doubling_ = make_context(options);
@@ -216,6 +220,7 @@ class Harness {
     checked_.reset();
     unchecked_.reset();
     ring_.reset();
+    rabenseifner_.reset();
     transport_allreduce_.reset();
     recursive_doubling_.reset();
     if (raw_comm_ != MPI_COMM_NULL) MPI_Comm_free(&raw_comm_);
@@ -236,10 +241,15 @@ class Harness {
         {"mpi-one-peer", "MPI_Sendrecv to i+2^t, from i-2^t, then average", "",
          [this](float* x, std::size_t count, std::int64_t step) { raw_one_peer(x, count, step); },
          [this](std::int64_t step) { return one_peer_scale(step); }});
-    ops.push_back({"mpi-exponential",
-                   "MPI_Isend/Irecv with every exponential-graph neighbour, then average", "",
-                   [this](float* x, std::size_t count, std::int64_t) { raw_exponential(x, count); },
-                   [this](std::int64_t) { return exponential_scale(); }});
+    ops.push_back(
+        {"mpi-exponential", "MPI_Isend/Irecv with every exponential-graph neighbour, then average",
+         "",
+         [this](float* x, std::size_t count, std::int64_t) { raw_static(exponential_, x, count); },
+         [this](std::int64_t) { return static_scale(exponential_); }});
+    ops.push_back(
+        {"mpi-ring", "MPI_Isend/Irecv with both ring neighbours, then average (weights 1/3)", "",
+         [this](float* x, std::size_t count, std::int64_t) { raw_static(ring_graph_, x, count); },
+         [this](std::int64_t) { return static_scale(ring_graph_); }});
     // Diagnostics (not run by default): the raw patterns as our implementation issues them.
     ops.push_back(
         {"mpi-iallreduce", "MPI_Iallreduce + MPI_Wait, sum, in place", "mpi-allreduce",
@@ -275,6 +285,14 @@ class Harness {
                    "mpi-allreduce",
                    [this](float* x, std::size_t count, std::int64_t) {
                      ring_->allreduce(decent::Buffer(x, count));
+                   },
+                   [this](std::int64_t) { return (size_ + 1) / 2.0; }});
+    ops.push_back({"allreduce-rabenseifner",
+                   "ctx.allreduce, average, always Rabenseifner's algorithm (recursive halving + "
+                   "recursive doubling)",
+                   "mpi-allreduce",
+                   [this](float* x, std::size_t count, std::int64_t) {
+                     rabenseifner_->allreduce(decent::Buffer(x, count));
                    },
                    [this](std::int64_t) { return (size_ + 1) / 2.0; }});
     ops.push_back({"allreduce-transport",
@@ -317,7 +335,14 @@ class Harness {
                        ctx->neighbor_allreduce(decent::ConstBuffer(x, count),
                                                decent::Buffer(x, count));
                      },
-                     [this](std::int64_t) { return exponential_scale(); }});
+                     [this](std::int64_t) { return static_scale(exponential_); }});
+      ops.push_back(
+          {"ring" + suffix, "ctx.neighbor_allreduce, static ring (weights 1/3)" + note, "mpi-ring",
+           [this, ctx](float* x, std::size_t count, std::int64_t) {
+             ctx->set_topology(ring_graph_);
+             ctx->neighbor_allreduce(decent::ConstBuffer(x, count), decent::Buffer(x, count));
+           },
+           [this](std::int64_t) { return static_scale(ring_graph_); }});
       ops.push_back(
           {"hierarchical" + suffix,
            fmt::format("ctx.hierarchical_neighbor_allreduce, {} ranks/machine, exponential "
@@ -335,7 +360,8 @@ class Harness {
 
   // Receive buffers for the raw exchanges, grown once to the largest size.
   void reserve(std::size_t count) {
-    const std::size_t peers = std::max<std::size_t>(1, exponential_->plan(0, rank_).recv.size());
+    const std::size_t peers = std::max<std::size_t>(
+        {1, exponential_->plan(0, rank_).recv.size(), ring_graph_->plan(0, rank_).recv.size()});
     recv_.resize(peers);
     for (auto& b : recv_)
       if (b.size() < count) b.resize(count);
@@ -408,8 +434,9 @@ class Harness {
     weighted_average(x, count, 0.5f, {in}, {0.5f});
   }
 
-  void raw_exponential(float* x, std::size_t count) {
-    const topo::StepPlan plan = exponential_->plan(0, rank_);
+  // One exchange with every neighbour of a static graph, then its weighted average.
+  void raw_static(const topo::SchedulePtr& graph, float* x, std::size_t count) {
+    const topo::StepPlan plan = graph->plan(0, rank_);
     std::vector<MPI_Request> requests;
     std::vector<const float*> sources;
     std::vector<float> weights;
@@ -437,8 +464,8 @@ class Harness {
     return 0.5 * (rank_ + 1) + 0.5 * (src + 1);
   }
 
-  double exponential_scale() const {
-    const topo::StepPlan plan = exponential_->plan(0, rank_);
+  double static_scale(const topo::SchedulePtr& graph) const {
+    const topo::StepPlan plan = graph->plan(0, rank_);
     double e = plan.self_weight * (rank_ + 1);
     for (const auto& p : plan.recv) e += p.weight * (p.rank + 1);
     return e;
@@ -466,17 +493,18 @@ class Harness {
   int ranks_per_machine_ = 2;
   int machines_ = 1;
   std::shared_ptr<topo::OnePeerExponential> one_peer_;
-  topo::SchedulePtr exponential_;
+  topo::SchedulePtr exponential_, ring_graph_;
   topo::SchedulePtr machine_graph_;
   std::shared_ptr<decent::Context> checked_, unchecked_;
-  std::shared_ptr<decent::Context> ring_, transport_allreduce_, recursive_doubling_;
+  std::shared_ptr<decent::Context> ring_, rabenseifner_, transport_allreduce_, recursive_doubling_;
   std::vector<std::vector<float>> recv_;
 };
 
 const std::vector<std::string>& default_operations() {
   static const std::vector<std::string> names = {
-      "mpi-allreduce", "mpi-one-peer", "mpi-exponential",   "allreduce",       "one-peer",
-      "exponential",   "hierarchical", "allreduce-nocheck", "one-peer-nocheck"};
+      "mpi-allreduce", "mpi-one-peer",      "mpi-exponential", "mpi-ring",
+      "allreduce",     "one-peer",          "exponential",     "ring",
+      "hierarchical",  "allreduce-nocheck", "one-peer-nocheck"};
   return names;
 }
 

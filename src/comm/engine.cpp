@@ -26,6 +26,8 @@ constexpr int kCollectiveTag = 3;
 // them for its own.
 constexpr int kRingTagBase = 1024;
 constexpr int kRingTagSpan = 1024;
+// Rabenseifner allreduce messages: kHalvingTagBase + seq % kRingTagSpan.
+constexpr int kHalvingTagBase = kRingTagBase + kRingTagSpan;
 // The ring moves each chunk in segments of at most this many bytes: a segment is forwarded as
 // soon as it is reduced, so the next rank starts before the whole chunk has arrived, and the
 // receive buffer stays in cache while it is added.
@@ -110,6 +112,8 @@ const char* allreduce_algorithm_name(AllreduceAlgorithm a) {
       return "transport";
     case AllreduceAlgorithm::kRing:
       return "ring";
+    case AllreduceAlgorithm::kRabenseifner:
+      return "rabenseifner";
   }
   return "unknown";
 }
@@ -697,6 +701,8 @@ AllreduceAlgorithm Engine::allreduce_algorithm(std::size_t bytes, int n) const {
       options_.ring_allreduce_threshold_bytes.value_or(std::max(model_ring_threshold(n), small));
   if (bytes >= ring) return AllreduceAlgorithm::kRing;
   if (bytes < small) return AllreduceAlgorithm::kRecursiveDoubling;
+  if (bytes >= options_.rabenseifner_allreduce_threshold_bytes.value_or(small))
+    return AllreduceAlgorithm::kRabenseifner;
   return AllreduceAlgorithm::kTransport;
 }
 
@@ -895,6 +901,9 @@ void Engine::run_allreduce(Channel& ch, Buffer inout, ReduceOp op) {
       case AllreduceAlgorithm::kRing:
         ring_allreduce(ch, inout, op, seq);  // divides by n itself, once per chunk
         break;
+      case AllreduceAlgorithm::kRabenseifner:
+        rabenseifner_allreduce(ch, inout, op, seq);  // divides by n itself, once per block
+        break;
       case AllreduceAlgorithm::kTransport: {
         std::vector<comm::RequestPtr> reqs;
         reqs.push_back(ch.transport->iallreduce(inout.data, inout.count, inout.dtype, reduce_op));
@@ -909,7 +918,8 @@ void Engine::run_allreduce(Channel& ch, Buffer inout, ReduceOp op) {
         break;
       }
     }
-    if (op == ReduceOp::kAverage && algorithm != AllreduceAlgorithm::kRing)
+    if (op == ReduceOp::kAverage && algorithm != AllreduceAlgorithm::kRing &&
+        algorithm != AllreduceAlgorithm::kRabenseifner)
       scale(inout.dtype, inout.count, 1.0 / n, inout.data);
   }
   if (timeline_.enabled())
@@ -1030,6 +1040,151 @@ void Engine::ring_allreduce(Channel& ch, Buffer inout, ReduceOp op, std::int64_t
     if (req) wait_for(*req, fmt::format("still waiting for sends to rank {}", right));
   for (auto& req : gather_sends)
     wait_for(*req, fmt::format("still waiting for sends to rank {}", right));
+}
+
+// Rabenseifner's allreduce. With p the largest power of two <= n and rem = n - p, ranks 2i < 2 rem
+// first fold: 2i sends its whole buffer to 2i + 1, which adds it to its own, and 2i waits for the
+// result at the end. The p remaining ranks (virtual rank v as in recursive doubling) cut the
+// buffer into p blocks (sizes differing by at most one element; blocks may be empty) and
+//  1. reduce-scatter by recursive halving, log2 p steps: with [lo, hi) the blocks this rank is
+//     still responsible for and mask = p/2, p/4, ..., 1, it keeps the half of [lo, hi) on the
+//     side of bit `mask` of v, sends the other half to the partner v ^ mask and adds the
+//     partner's copy of the kept half into its buffer; afterwards it holds the complete
+//     reduction of block v, which it divides by n for an average (one division per element);
+//  2. allgather by recursive doubling, log2 p steps: with mask = 1, 2, ..., p/2 it sends the
+//     blocks it has complete to v ^ mask and receives the partner's, which overwrite its buffer.
+// Finally 2i + 1 sends the result to 2i. Each rank sends and receives 2(p-1)/p of the buffer (the
+// fold adds the whole buffer once each way for ranks below 2 rem) in 2 log2 p rounds (+2). Each
+// block is reduced on one rank and copied to the others, so all ranks end with bit-identical
+// elements. Messages travel in segments of kRingSegmentBytes, and a received partial sum is
+// added while the next segments arrive. Both partners of a step derive the same spans from
+// (count, n); messages between two ranks with one tag arrive in the order sent.
+void Engine::rabenseifner_allreduce(Channel& ch, Buffer inout, ReduceOp op, std::int64_t seq) {
+  comm::Transport& t = *ch.transport;
+  const int n = ch.size(), r = ch.rank();
+  const int p = power_of_two_below(n), rem = n - p;
+  const int tag = kHalvingTagBase + static_cast<int>(seq % kRingTagSpan);
+  const std::size_t count = inout.count;
+  const std::size_t esize = dtype_size(inout.dtype);
+  const std::size_t segment = std::max<std::size_t>(1, kRingSegmentBytes / esize);
+  auto* base = static_cast<std::uint8_t*>(inout.data);
+  const std::string op_name = fmt::format("allreduce #{} (rabenseifner)", seq);
+  const ReduceOp reduce_op = op == ReduceOp::kAverage ? ReduceOp::kSum : op;
+  const auto limit = deadline();
+
+  // Receive buffers of the reducing steps; the highest slot first so that scratch_ grows once.
+  const std::size_t partial_bytes = std::max<std::size_t>(1, std::min(segment, count) * esize);
+  std::vector<std::uint8_t*> partials(kRingWindow);
+  for (std::size_t k = kRingWindow; k-- > 0;) partials[k] = scratch(k, partial_bytes).data();
+
+  int step = 0;
+  auto wait_for = [&](comm::Request& req, const std::string& what) {
+    if (!req.test() && !req.wait_until(limit))
+      throw TimeoutError(
+          fmt::format("rank {}: {} timed out after {} ms; still waiting for {} (step {})", rank_,
+                      op_name, options_.timeout.count(), what, step));
+  };
+  // One step with `peer`: sends the elements `out`, receives the peer's copy of the elements
+  // `in` and adds it into them (`reduce`) or writes it over them. Either span may be empty.
+  auto step_with = [&](int peer, Span out, Span in, bool reduce) {
+    std::vector<comm::RequestPtr> sends;
+    for (std::size_t b = out.begin; b < out.begin + out.count; b += segment) {
+      const std::size_t len = std::min(segment, out.begin + out.count - b);
+      sends.push_back(t.isend(base + b * esize, len * esize, peer, tag));
+      bytes_sent_ += len * esize;
+      ++messages_sent_;
+    }
+    const std::size_t units = (in.count + segment - 1) / segment;
+    auto unit = [&](std::size_t j) {
+      const std::size_t b = in.begin + j * segment;
+      return Span{b, std::min(segment, in.begin + in.count - b)};
+    };
+    // Reducing steps receive into kRingWindow scratch buffers, the others straight into place.
+    std::vector<comm::RequestPtr> recvs(reduce ? kRingWindow : units);
+    auto slot = [&](std::size_t j) -> comm::RequestPtr& {
+      return recvs[reduce ? j % kRingWindow : j];
+    };
+    std::size_t posted = 0;
+    for (std::size_t j = 0; j < units; ++j) {
+      while (posted < units && (!reduce || posted < j + kRingWindow)) {
+        const Span u = unit(posted);
+        void* target = reduce ? partials[posted % kRingWindow] : base + u.begin * esize;
+        slot(posted) = t.irecv(target, u.count * esize, peer, tag);
+        ++posted;
+      }
+      const Span u = unit(j);
+      const std::size_t expected = u.count * esize;
+      std::size_t got = 0;
+      try {
+        wait_for(*slot(j), fmt::format("{} bytes from rank {}", expected, peer));
+        got = slot(j)->received_bytes();
+      } catch (const MismatchError& e) {
+        // The transport refused a message larger than the receive (and consumed it).
+        throw MismatchError(
+            fmt::format("rank {}: {}: {} (the ranks disagree on the element count or dtype)", rank_,
+                        op_name, e.what()));
+      }
+      if (got != expected)
+        throw MismatchError(fmt::format(
+            "rank {}: {}: rank {} sent {} bytes at step {}, this rank expects {} (the ranks "
+            "disagree on the element count or dtype)",
+            rank_, op_name, peer, got, step, expected));
+      slot(j).reset();
+      bytes_received_ += got;
+      if (reduce)
+        reduce_into(inout.dtype, reduce_op, u.count, partials[j % kRingWindow],
+                    base + u.begin * esize);
+    }
+    for (auto& s : sends) wait_for(*s, fmt::format("the send to rank {}", peer));
+    ++step;
+  };
+
+  auto blocks = [&](int lo, int hi) {  // elements of blocks [lo, hi)
+    const std::size_t b = ring_chunk(count, p, lo).begin;
+    return Span{b, ring_chunk(count, p, hi).begin - b};
+  };
+  auto real_rank = [&](int v) { return v < rem ? 2 * v + 1 : v + rem; };
+  const Span whole{0, count}, none{0, 0};
+
+  int v = -1;
+  if (r < 2 * rem) {
+    if (r % 2 == 0) {
+      step_with(r + 1, whole, none, false);
+    } else {
+      step_with(r - 1, none, whole, true);
+      v = r / 2;
+    }
+  } else {
+    v = r - rem;
+  }
+  if (v >= 0) {
+    int lo = 0, hi = p;
+    for (int mask = p / 2; mask >= 1; mask /= 2) {
+      const int mid = lo + mask;  // hi - lo == 2 mask
+      if (v & mask) {
+        step_with(real_rank(v ^ mask), blocks(lo, mid), blocks(mid, hi), true);
+        lo = mid;
+      } else {
+        step_with(real_rank(v ^ mask), blocks(mid, hi), blocks(lo, mid), true);
+        hi = mid;
+      }
+    }
+    if (op == ReduceOp::kAverage) {
+      const Span mine = blocks(v, v + 1);
+      scale(inout.dtype, mine.count, 1.0 / n, base + mine.begin * esize);
+    }
+    for (int mask = 1; mask < p; mask *= 2) {
+      const int other = lo ^ mask;  // lo is a multiple of mask: the partner's blocks
+      step_with(real_rank(v ^ mask), blocks(lo, lo + mask), blocks(other, other + mask), false);
+      lo = std::min(lo, other);
+    }
+  }
+  if (r < 2 * rem) {
+    if (r % 2 == 0)
+      step_with(r + 1, none, whole, false);
+    else
+      step_with(r - 1, whole, none, false);
+  }
 }
 
 void Engine::run_broadcast(Channel& ch, Buffer inout, int root) {

@@ -61,6 +61,8 @@ enum class AllreduceAlgorithm : std::uint8_t {
   kRecursiveDoubling = 0,  // small buffers: log2(n) pairwise exchanges over point-to-point
   kTransport = 1,          // the transport's allreduce (MPI_Iallreduce)
   kRing = 2,               // large buffers: reduce-scatter + allgather around the ring
+  kRabenseifner = 3,       // middle sizes: recursive-halving reduce-scatter + recursive-doubling
+                           // allgather
 };
 const char* allreduce_algorithm_name(AllreduceAlgorithm a);
 
@@ -192,6 +194,9 @@ class Engine {
   // Bandwidth-optimal allreduce over isend/irecv: reduce-scatter then allgather around the ring
   // of ranks, pipelined in segments (see engine.cpp).
   void ring_allreduce(Channel& ch, Buffer inout, ReduceOp op, std::int64_t seq);
+  // Rabenseifner's allreduce over isend/irecv: reduce-scatter by recursive halving, then
+  // allgather by recursive doubling, with the fold for non-powers of two (see engine.cpp).
+  void rabenseifner_allreduce(Channel& ch, Buffer inout, ReduceOp op, std::int64_t seq);
   // Picks the allreduce algorithm for `bytes` on a channel of `n` ranks.
   AllreduceAlgorithm allreduce_algorithm(std::size_t bytes, int n) const;
   // Recursive doubling over point-to-point messages (the fold for non-powers of two: ranks

@@ -155,6 +155,69 @@ std::uint64_t rd_messages(int n, int r) {
 // number, the maximum and the minimum of 7 fields, and a flag, 8 bytes each.
 constexpr std::size_t kCheckHeaderBytes = 8 * (1 + 7 + 7 + 1);
 
+// Every allreduce of these cases runs as Rabenseifner's algorithm.
+void rabenseifner_always(ContextOptions& o) {
+  o.small_allreduce_threshold_bytes = 0;
+  o.rabenseifner_allreduce_threshold_bytes = 0;
+  o.ring_allreduce_threshold_bytes = std::numeric_limits<std::size_t>::max();
+}
+
+// What rank r sends and receives in one Rabenseifner allreduce of `count` elements (each
+// message below one 1 MiB segment, so one message per non-empty span). p is the largest power of
+// two <= n, rem = n - p; the buffer is cut into p blocks differing by at most one element.
+//  - fold: ranks 2i < 2 rem hand their whole buffer to 2i + 1 and get the result back;
+//  - reduce-scatter: virtual rank v keeps, with mask = p/2 .. 1, the half of its block range on
+//    the side of bit `mask` of v, sending the other half and receiving the kept half;
+//  - allgather: with mask = 1 .. p/2 it sends the blocks it owns and receives as many from v^mask.
+struct Volume {
+  std::uint64_t messages = 0, sent = 0, received = 0;  // elements for sent/received
+};
+Volume rabenseifner_volume(std::size_t count, int n, int r) {
+  Volume vol;
+  if (n == 1) return vol;
+  int p = 1;
+  while (p * 2 <= n) p *= 2;
+  const int rem = n - p;
+  auto begin = [&](int b) {
+    const std::size_t ub = static_cast<std::size_t>(b);
+    return ub * (count / p) + std::min(ub, count % p);
+  };
+  auto send = [&](std::size_t elements) {
+    vol.sent += elements;
+    vol.messages += elements > 0 ? 1 : 0;
+  };
+  if (r < 2 * rem && r % 2 == 0) {  // hands over everything, gets everything back
+    send(count);
+    vol.received += count;
+    return vol;
+  }
+  if (r < 2 * rem) {  // receives the partner's buffer first and sends it the result last
+    vol.received += count;
+    send(count);
+  }
+  const int v = r < 2 * rem ? r / 2 : r - rem;
+  int lo = 0, hi = p;
+  for (int mask = p / 2; mask >= 1; mask /= 2) {
+    const int mid = lo + mask;
+    if (v & mask) {
+      send(begin(mid) - begin(lo));
+      vol.received += begin(hi) - begin(mid);
+      lo = mid;
+    } else {
+      send(begin(hi) - begin(mid));
+      vol.received += begin(mid) - begin(lo);
+      hi = mid;
+    }
+  }
+  for (int mask = 1; mask < p; mask *= 2) {
+    const int other = lo ^ mask;
+    send(begin(lo + mask) - begin(lo));
+    vol.received += begin(other + mask) - begin(other);
+    lo = std::min(lo, other);
+  }
+  return vol;
+}
+
 // Runs `call` (which must fail on every rank because the ranks disagree) and checks the
 // MismatchError names this rank, the operation, and every fragment of `fragments`.
 template <typename Fn>
@@ -243,9 +306,9 @@ std::vector<CommCase> make_cases() {
   // The thresholds are inclusive, and each algorithm sends exactly what it should: recursive
   // doubling below 4096 bytes (rd_messages, header + payload each), the transport's allreduce
   // from there (only the header-only check messages of our own, plus the modelled 2(n-1)/n
-  // volume), and from 8192 bytes the ring: the check, then 2(n-1) messages (one per step, chunks
-  // below one segment), every chunk but (r+1) in the reduce-scatter and every chunk but (r+2) in
-  // the allgather.
+  // volume), Rabenseifner's from 6144 bytes (the check, then rabenseifner_volume), and from 8192
+  // bytes the ring: the check, then 2(n-1) messages (one per step, chunks below one segment),
+  // every chunk but (r+1) in the reduce-scatter and every chunk but (r+2) in the allgather.
   add(
       "AllreduceThresholdsAndVolume",
       [](Context& c) {
@@ -266,11 +329,32 @@ std::vector<CommCase> make_cases() {
         EXPECT_EQ(rd.bytes_sent, checks * (kCheckHeaderBytes + 4092));
         EXPECT_EQ(rd.bytes_received, rd.bytes_sent);
         EXPECT_EQ(rd.operations, 1u);
-        for (std::size_t count : {std::size_t{1024}, std::size_t{2047}}) {
+        for (std::size_t count : {std::size_t{1024}, std::size_t{1535}}) {
           const CommStats t = run(count, "transport");
           EXPECT_EQ(t.messages_sent, checks) << count << " floats";
           const std::uint64_t modelled = n == 1 ? 0 : 2 * count * sizeof(float) * (n - 1) / n;
           EXPECT_EQ(t.bytes_sent, checks * kCheckHeaderBytes + modelled) << count << " floats";
+        }
+        int p = 1;
+        while (p * 2 <= n) p *= 2;
+        for (std::size_t count : {std::size_t{1536}, std::size_t{2047}}) {
+          const CommStats h = run(count, "rabenseifner");
+          const Volume want = rabenseifner_volume(count, n, r);
+          EXPECT_EQ(h.messages_sent, checks + want.messages) << count << " floats";
+          EXPECT_EQ(h.bytes_sent, checks * kCheckHeaderBytes + want.sent * sizeof(float))
+              << count << " floats";
+          EXPECT_EQ(h.bytes_received, checks * kCheckHeaderBytes + want.received * sizeof(float))
+              << count << " floats";
+          // Blocks of equal size (1536 = 3 * 512 divides by every p here): a rank outside the
+          // fold sends 2 (p-1)/p of the buffer in 2 log2(p) messages, one in the fold adds the
+          // whole buffer once; the fold's even ranks send it once and nothing else.
+          if (count % p == 0 && n > 1) {
+            const bool folds = r < 2 * (n - p);
+            const std::uint64_t main_phase = 2 * count * (p - 1) / p;
+            const std::uint64_t sent =
+                folds ? (r % 2 == 0 ? count : count + main_phase) : main_phase;
+            EXPECT_EQ(want.sent, sent) << count << " floats";
+          }
         }
         const std::size_t at = 2048;
         const CommStats ring = run(at, "ring, 8192 bytes");
@@ -286,7 +370,109 @@ std::vector<CommCase> make_cases() {
       },
       [](ContextOptions& o) {
         o.small_allreduce_threshold_bytes = 4096;
+        o.rabenseifner_allreduce_threshold_bytes = 6144;
         o.ring_allreduce_threshold_bytes = 8192;
+      });
+
+  // ---- Rabenseifner (middle sizes): exact for every dtype and op, at the edge counts ----
+
+  add(
+      "RabenseifnerFloat32EveryOp", [](Context& c) { check_every_op<float>(c, true); },
+      rabenseifner_always);
+  add(
+      "RabenseifnerFloat64EveryOp", [](Context& c) { check_every_op<double>(c, true); },
+      rabenseifner_always);
+  add(
+      "RabenseifnerFloat16EveryOp", [](Context& c) { check_every_op<Eigen::half>(c, true); },
+      rabenseifner_always);
+  add(
+      "RabenseifnerBFloat16EveryOp", [](Context& c) { check_every_op<Eigen::bfloat16>(c, true); },
+      rabenseifner_always);
+  add(
+      "RabenseifnerIntegersEveryOp",
+      [](Context& c) {
+        check_every_op<std::int32_t>(c, false);
+        check_every_op<std::int64_t>(c, false);
+        check_every_op<std::uint8_t>(c, false);
+      },
+      rabenseifner_always);
+  // Several 1 MiB segments per step (more than the receives posted ahead in the fold), counts
+  // no n in {3, 5, 8} divides.
+  add(
+      "RabenseifnerLarge",
+      [](Context& c) {
+        check_allreduce<float>(c, (std::size_t{1} << 20) + 3, ReduceOp::kSum);
+        check_allreduce<double>(c, (std::size_t{3} << 19) + 3, ReduceOp::kAverage);
+        check_allreduce<Eigen::bfloat16>(c, (std::size_t{3} << 20) + 3, ReduceOp::kMax);
+      },
+      rabenseifner_always);
+  add(
+      "RabenseifnerWithoutChecks",
+      [](Context& c) {
+        check_every_op<float>(c, true);
+        const CommStats before = c.stats();
+        check_allreduce<double>(c, 1001, ReduceOp::kAverage);
+        const CommStats after = c.stats();
+        const Volume want = rabenseifner_volume(1001, c.size(), c.rank());
+        EXPECT_EQ(after.messages_sent - before.messages_sent, want.messages);
+        EXPECT_EQ(after.bytes_sent - before.bytes_sent, want.sent * sizeof(double));
+        EXPECT_EQ(after.bytes_received - before.bytes_received, want.received * sizeof(double));
+      },
+      [](ContextOptions& o) {
+        rabenseifner_always(o);
+        o.check_consistency = false;
+      });
+  // Both sides of each threshold: recursive doubling / transport at 1 KiB, transport /
+  // Rabenseifner at 2 KiB, Rabenseifner / ring at 4 KiB; every floating dtype and op.
+  add(
+      "AllreduceAroundEveryThreshold",
+      [](Context& c) {
+        for (std::size_t at : {std::size_t{256}, std::size_t{512}, std::size_t{1024}}) {
+          for (std::size_t count : {at - 1, at, at + 1}) {
+            for (ReduceOp op : {ReduceOp::kSum, ReduceOp::kAverage, ReduceOp::kMin, ReduceOp::kMax})
+              check_allreduce<float>(c, count, op);
+            check_allreduce<double>(c, count / 2, ReduceOp::kAverage);
+            check_allreduce<double>(c, count / 2 + 1, ReduceOp::kSum);
+            check_allreduce<Eigen::half>(c, 2 * count, ReduceOp::kAverage);
+            check_allreduce<Eigen::bfloat16>(c, 2 * count + 1, ReduceOp::kSum);
+          }
+        }
+      },
+      [](ContextOptions& o) {
+        o.small_allreduce_threshold_bytes = 1024;
+        o.rabenseifner_allreduce_threshold_bytes = 2048;
+        o.ring_allreduce_threshold_bytes = 4096;
+      });
+  // Rabenseifner queued without waiting between other collectives and neighbour averaging.
+  add(
+      "RabenseifnerInterleavedWithOtherOps",
+      [](Context& c) {
+        const int n = c.size(), r = c.rank();
+        const std::string who = "rank " + std::to_string(r);
+        std::vector<double> a = inputs<double>(r, 100003);
+        std::vector<float> b = inputs<float>(r, 7);  // recursive doubling
+        std::vector<float> f = inputs<float>(r, 50001);
+        topology::Graph g = topology::exponential(n);
+        const Eigen::MatrixXd w = g.mixing_matrix();
+        c.set_topology(g);
+        std::vector<double> nb(1000, r), nb_out(1000);
+        std::vector<Handle> handles;
+        handles.push_back(c.allreduce_async(a, ReduceOp::kSum));
+        handles.push_back(c.allreduce_async(b, ReduceOp::kMax));
+        handles.push_back(c.neighbor_allreduce_async(nb, nb_out));
+        handles.push_back(c.allreduce_async(f, ReduceOp::kAverage));
+        for (auto& h : handles) h.wait();
+        expect_reduced(a, n, ReduceOp::kSum, who + " async rabenseifner sum");
+        expect_reduced(b, n, ReduceOp::kMax, who + " async recursive doubling max");
+        expect_reduced(f, n, ReduceOp::kAverage, who + " async rabenseifner average");
+        double want = 0;
+        for (int j = 0; j < n; ++j) want += w(r, j) * j;
+        for (double v : nb_out) ASSERT_NEAR(v, want, 1e-12 * (1 + std::abs(want))) << who;
+      },
+      [](ContextOptions& o) {
+        o.rabenseifner_allreduce_threshold_bytes = 1024;
+        o.small_allreduce_threshold_bytes = 1024;
+        o.ring_allreduce_threshold_bytes = std::numeric_limits<std::size_t>::max();
       });
 
   // ---- recursive doubling (small allreduces): exact, checked in its own messages ----
@@ -437,6 +623,42 @@ std::vector<CommCase> make_cases() {
       [](ContextOptions& o) {
         o.timeout = std::chrono::milliseconds(3000);
         o.ring_allreduce_threshold_bytes = 0;
+      });
+  mismatch_case(
+      "RabenseifnerCountMismatchOnEveryRank",
+      [](Context& c) {
+        const int bad = c.size() - 1;
+        std::vector<float> x = inputs<float>(c.rank(), c.rank() == bad ? 2000 : 2001);
+        const std::vector<float> original = x;
+        expect_mismatch(c, [&] { c.allreduce(x, ReduceOp::kSum); }, "allreduce #0",
+                        {"rank " + std::to_string(bad) + ": allreduce #0 count=2000",
+                         "rank 0: allreduce #0 count=2001", "algorithm=rabenseifner"});
+        EXPECT_EQ(x, original) << "the buffer changed although the allreduce failed";
+      },
+      [](ContextOptions& o) {
+        rabenseifner_always(o);
+        o.timeout = std::chrono::milliseconds(3000);
+      });
+  mismatch_case(
+      "RabenseifnerDtypeMismatchOnEveryRank",
+      [](Context& c) {
+        std::vector<std::int32_t> i = inputs<std::int32_t>(c.rank(), 600);
+        std::vector<float> f = inputs<float>(c.rank(), 600);
+        expect_mismatch(
+            c,
+            [&] {
+              if (c.rank() == 1)
+                c.allreduce(i, ReduceOp::kSum);
+              else
+                c.allreduce(f, ReduceOp::kSum);
+            },
+            "allreduce #0",
+            {"rank 1: allreduce #0 count=600 dtype=int32",
+             "rank 0: allreduce #0 count=600 dtype=float32 op=sum algorithm=rabenseifner"});
+      },
+      [](ContextOptions& o) {
+        rabenseifner_always(o);
+        o.timeout = std::chrono::milliseconds(3000);
       });
   // Unchecked, a count mismatch still fails on every rank without hanging: the ranks that
   // exchange with the odd one see a message of the wrong size, the others time out waiting for

@@ -61,12 +61,21 @@ struct ContextOptions {
   // point-to-point messages: log2(n) rounds (two more when n is not a power of two), one message
   // per round that carries the consistency header with the payload, so a small allreduce costs
   // one exchange per round and no separate check. Between the two thresholds the transport's
-  // allreduce (MPI_Iallreduce) runs. Every rank must use the same value.
+  // allreduce (MPI_Iallreduce) or Rabenseifner's algorithm runs. Every rank must use the same
+  // value.
   std::size_t small_allreduce_threshold_bytes = std::size_t{128} << 10;
+  // Allreduces of at least this many bytes that neither the ring nor recursive doubling takes run
+  // as Rabenseifner's algorithm over point-to-point messages: reduce-scatter by recursive
+  // halving, then allgather by recursive doubling; 2 log2(n) rounds (two more when n is not a
+  // power of two), 2(n-1)/n of the buffer sent per rank. Below it (and from the small threshold)
+  // the transport's allreduce runs. Unset: small_allreduce_threshold_bytes, so the transport's
+  // allreduce is not used; SIZE_MAX gives the middle range back to it. Every rank must use the
+  // same value.
+  std::optional<std::size_t> rabenseifner_allreduce_threshold_bytes;
 
   // Defaults overridden by DECENT_TIMEOUT_MS, DECENT_FUSION_THRESHOLD, DECENT_TIMELINE,
-  // DECENT_RANKS_PER_MACHINE, DECENT_CHECK_CONSISTENCY (0/1), DECENT_RING_ALLREDUCE_THRESHOLD
-  // and DECENT_SMALL_ALLREDUCE_THRESHOLD.
+  // DECENT_RANKS_PER_MACHINE, DECENT_CHECK_CONSISTENCY (0/1), DECENT_RING_ALLREDUCE_THRESHOLD,
+  // DECENT_SMALL_ALLREDUCE_THRESHOLD and DECENT_RABENSEIFNER_ALLREDUCE_THRESHOLD.
   static ContextOptions from_env();
 };
 
