@@ -47,9 +47,9 @@ const std::vector<T>& input(std::size_t n) {
 }
 
 void set_counters(benchmark::State& state, std::size_t n, std::size_t bytes) {
-  state.counters["ns_per_element"] = benchmark::Counter(
-      static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate |
-                                  benchmark::Counter::kInvert);
+  state.counters["ns_per_element"] =
+      benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate |
+                                                     benchmark::Counter::kInvert);
   state.counters["bytes"] = static_cast<double>(bytes);
   state.counters["bits_per_element"] = 8.0 * static_cast<double>(bytes) / static_cast<double>(n);
 }
@@ -119,7 +119,8 @@ int register_all() {
   }
   for (const char* spec : {"topk:ratio=0.01", "sign:bucket=512"}) {
     const std::string s = spec;
-    add("error_feedback/" + s + "/f32", [s](benchmark::State& st) { error_feedback<float>(st, s); });
+    add("error_feedback/" + s + "/f32",
+        [s](benchmark::State& st) { error_feedback<float>(st, s); });
     add("error_feedback/" + s + "/f64",
         [s](benchmark::State& st) { error_feedback<double>(st, s); });
   }

@@ -28,6 +28,9 @@
 //
 // Randomized compressors draw from a counter-based generator seeded by encode()'s `seed`, so an
 // encoding is a pure function of (values, seed): resuming from a checkpoint repeats it exactly.
+// QSGD rounds element i up iff floor(u_i / 2) < frac * 2^31, u_i the low (even i) or high
+// (odd i) 32 bits of SplitMix64 output number floor(i/2) of the seed (outputs numbered from 0).
+// Random-k runs Floyd's algorithm on the SplitMix64 stream of the seed.
 #pragma once
 
 #include "decent/comm/types.h"
@@ -79,12 +82,17 @@ class Compressor {
   static constexpr std::size_t kHeaderBytes = 6;
 
  protected:
-  // Encoding of `count` values given in double precision (exact for float32 input); `source`
-  // is the caller's element type, which only lossless formats care about.
+  // Writes the encoding of `count` values after the header into body[0, encoded_size() - 6),
+  // straight from the caller's element type; `source` is that type, which only lossless
+  // formats care about.
+  virtual void encode_body(const float* values, std::size_t count, DType source, std::uint64_t seed,
+                           std::uint8_t* body) const = 0;
   virtual void encode_body(const double* values, std::size_t count, DType source,
-                           std::uint64_t seed, std::vector<std::uint8_t>& out) const = 0;
+                           std::uint64_t seed, std::uint8_t* body) const = 0;
   // Decodes the bytes after the header, whose size has already been checked against
   // encoded_size(count, source); throws DecodeError for invalid contents.
+  virtual void decode_body(const std::uint8_t* body, std::size_t count, DType source,
+                           float* out) const = 0;
   virtual void decode_body(const std::uint8_t* body, std::size_t count, DType source,
                            double* out) const = 0;
   // Kind byte of the header, and the parameter byte for an encoding of `source` elements.
