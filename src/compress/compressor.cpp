@@ -16,6 +16,17 @@
 #include <numeric>
 #include <type_traits>
 
+// The element loops below are written so that the compiler vectorises them (no branches, no
+// calls). On x86-64 Linux with GCC or Clang they are also compiled for AVX2 and the variant is
+// picked once at load time (target_clones, an ifunc); both variants execute the same IEEE
+// operations (no FMA; ISO C++ mode keeps contraction off), so encodings are bit-identical.
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && defined(__linux__) && \
+    !defined(DECENT_NO_TARGET_CLONES)
+#define DECENT_VECTOR_KERNEL __attribute__((target_clones("avx2", "default")))
+#else
+#define DECENT_VECTOR_KERNEL
+#endif
+
 namespace decent::compress {
 namespace {
 
@@ -136,30 +147,38 @@ std::uint16_t to_small_float(T x) {
   constexpr int kSourceBias = std::numeric_limits<T>::max_exponent - 1;
   constexpr int kBias = (1 << (E - 1)) - 1;
   constexpr int kShift = kSourceFraction - M;
-  constexpr U kSourceInfinity = static_cast<U>(2 * kSourceBias + 1) << kSourceFraction;
   constexpr U kInfinity = static_cast<U>((1u << E) - 1) << M;
   constexpr U kQuietNan = kInfinity | (U{1} << (M - 1));
+  // Bits of 2^(kBias + 1) in the source format (for bf16 from float32: its infinity).
+  constexpr U kOverflow = static_cast<U>(kSourceBias + kBias + 1) << kSourceFraction;
   // Bits of 2^(1 - kBias), the smallest normal target value, in the source format.
   constexpr U kSmallestNormal = static_cast<U>(kSourceBias + 1 - kBias) << kSourceFraction;
 
   const U u = bits_of(x);
   const U sign = (u >> (kSourceBits - 16)) & 0x8000u;
   const U a = u & ~(U{1} << (kSourceBits - 1));
-
-  U normal = (a + ((U{1} << (kShift - 1)) - 1) + ((a >> kShift) & 1u)) >> kShift;
-  normal -= static_cast<U>(kSourceBias - kBias) << M;
-  normal = normal > kInfinity ? kInfinity : normal;
-  U out = normal;
+  const T magnitude = from_bits<T>(a);
+  // Selections are masks (all ones or zero) from floating-point comparisons, so that the loop
+  // has no branches and no 64-bit integer comparisons (which SSE2 lacks), and vectorises.
+  auto mask = [](bool c) { return static_cast<U>(0) - static_cast<U>(c); };
+  U out = (a + ((U{1} << (kShift - 1)) - 1) + ((a >> kShift) & 1u)) >> kShift;
+  out -= static_cast<U>(kSourceBias - kBias) << M;
+  // From 2^(kBias + 1) on (infinity included) the result is infinite; just below, rounding up
+  // carries into exactly the infinity bits.
+  const U overflow = mask(magnitude >= from_bits<T>(kOverflow));
+  out = (out & ~overflow) | (kInfinity & overflow);
   if constexpr (kSourceBias != kBias) {
     // 2^(1 - kBias - M + kSourceFraction): its ulp is the subnormal step 2^(1 - kBias - M).
     constexpr U kMagicBits = static_cast<U>(kSourceBias + 1 - kBias - M + kSourceFraction)
                              << kSourceFraction;
     const T magic = from_bits<T>(kMagicBits);
-    const U subnormal = bits_of<T>(from_bits<T>(a) + magic) - kMagicBits;
-    out = a < kSmallestNormal ? subnormal : out;
+    const U subnormal = bits_of<T>(magnitude + magic) - kMagicBits;
+    const U tiny = mask(magnitude < from_bits<T>(kSmallestNormal));
+    out = (subnormal & tiny) | (out & ~tiny);
   }
   // Same exponent range (bf16 from float32): the normal path also rounds subnormals exactly.
-  out = a > kSourceInfinity ? kQuietNan : out;
+  const U nan = mask(magnitude != magnitude);
+  out = (kQuietNan & nan) | (out & ~nan);
   return static_cast<std::uint16_t>(sign | out);
 }
 
@@ -184,6 +203,16 @@ float from_small_float(std::uint16_t h) {
   }
 }
 
+// Element loops of the 16-bit casts.
+template <int M, int E, typename T>
+DECENT_VECTOR_KERNEL void to_small_floats(const T* v, std::size_t n, std::uint16_t* out) {
+  for (std::size_t i = 0; i < n; ++i) out[i] = to_small_float<M, E>(v[i]);
+}
+template <int M, int E, typename T>
+DECENT_VECTOR_KERNEL void from_small_floats(const std::uint16_t* h, std::size_t n, T* out) {
+  for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<T>(from_small_float<M, E>(h[i]));
+}
+
 // ---------------------------------------------------------------- reductions
 
 // Several independent accumulators, so that the loop is not one chain of dependent additions
@@ -191,7 +220,7 @@ float from_small_float(std::uint16_t h) {
 constexpr std::size_t kLanes = 8;
 
 template <typename T>
-double sum_of_squares(const T* v, std::size_t n) {
+DECENT_VECTOR_KERNEL double sum_of_squares(const T* v, std::size_t n) {
   double acc[kLanes] = {};
   std::size_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
@@ -209,7 +238,7 @@ double sum_of_squares(const T* v, std::size_t n) {
 }
 
 template <typename T>
-double sum_of_magnitudes(const T* v, std::size_t n) {
+DECENT_VECTOR_KERNEL double sum_of_magnitudes(const T* v, std::size_t n) {
   double acc[kLanes] = {};
   std::size_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
@@ -224,7 +253,7 @@ double sum_of_magnitudes(const T* v, std::size_t n) {
 // probe accumulates a - a, which is NaN exactly when an element is infinite or NaN; only then
 // are the elements searched for a NaN.
 template <typename T>
-T max_magnitude(const T* v, std::size_t n, bool& saw_nan) {
+DECENT_VECTOR_KERNEL T max_magnitude(const T* v, std::size_t n, bool& saw_nan) {
   T acc[kLanes] = {};
   T probe[kLanes] = {};
   std::size_t i = 0;
@@ -258,6 +287,55 @@ inline int lowest_set_bit(std::uint64_t bits) {
   while (((bits >> bit) & 1u) == 0) ++bit;
   return bit;
 #endif
+}
+
+// QSGD codes of one bucket: level << 1 | sign bit, the level floor(r) or floor(r) + 1 for
+// r = |v_i| factor (factor = s / scale, 0 for a zero or non-finite scale). Every quantity is
+// kept in doubles (integers up to 2^31 are exact), which lets the loop vectorise: the top 31 bits
+// of the random word u decide, u / 2 < fraction * 2^31.
+template <typename T>
+DECENT_VECTOR_KERNEL void qsgd_codes(const T* v, std::size_t len, double factor, double levels,
+                                     const std::uint32_t* random, std::uint16_t* out) {
+  for (std::size_t i = 0; i < len; ++i) {
+    const double x = static_cast<double>(v[i]);
+    const double sign = std::copysign(1.0, x) < 0.0 ? 1.0 : 0.0;  // the sign bit, as -0
+    double r = std::fabs(x) * factor;
+    // The rounded-up scale bounds r by s up to rounding; NaN only arises from an infinite or
+    // NaN element times the zero factor, and sends level 0.
+    r = r == r ? r : 0.0;
+    r = r < levels ? r : levels;
+    const double floor_level = static_cast<double>(static_cast<std::int32_t>(r));
+    const double u = static_cast<double>(static_cast<std::int32_t>(random[i] >> 1));
+    const double up = u < (r - floor_level) * 0x1p31 ? 1.0 : 0.0;
+    out[i] = static_cast<std::uint16_t>(static_cast<std::int32_t>(2.0 * (floor_level + up) + sign));
+  }
+}
+
+// K-bit codes of one bucket: round(v_i factor) clamped to [-L, L], plus L (factor = L / scale,
+// 0 for a zero or non-finite scale; NaN encodes as 0).
+template <typename T>
+DECENT_VECTOR_KERNEL void kbit_codes(const T* v, std::size_t len, double factor, double L,
+                                     std::int32_t half_range, std::uint16_t* out) {
+  // Adding and subtracting 1.5 * 2^52 rounds |x| < 2^51 to an integer, to nearest even.
+  constexpr double kRound = 0x1.8p52;
+  for (std::size_t i = 0; i < len; ++i) {
+    double x = static_cast<double>(v[i]) * factor;
+    x = x == x ? x : 0.0;
+    x = x < -L ? -L : (x > L ? L : x);
+    x = (x + kRound) - kRound;
+    out[i] = static_cast<std::uint16_t>(static_cast<std::int32_t>(x) + half_range);
+  }
+}
+
+// Random words of the elements [2 first, 2 (first + words)): word i is the low (even i) or high
+// (odd i) half of SplitMix64 output floor(i / 2) of the seed.
+DECENT_VECTOR_KERNEL void fill_random_words(std::uint64_t seed, std::size_t first,
+                                            std::size_t words, std::uint32_t* out) {
+  for (std::size_t w = 0; w < words; ++w) {
+    const std::uint64_t r = SplitMix64::at(seed, first + w);
+    out[2 * w] = static_cast<std::uint32_t>(r);
+    out[2 * w + 1] = static_cast<std::uint32_t>(r >> 32);
+  }
 }
 
 // Number of buckets of `bucket` elements (0: one bucket) covering `count` elements.
@@ -396,7 +474,7 @@ class SmallFloat final : public Codec<SmallFloat<M, E>> {
       std::uint16_t block[kBlock];
       for (std::size_t b = 0; b < n; b += kBlock) {
         const std::size_t len = std::min(kBlock, n - b);
-        for (std::size_t i = 0; i < len; ++i) block[i] = to_small_float<M, E>(v[b + i]);
+        to_small_floats<M, E>(v + b, len, block);
         std::memcpy(body + 2 * b, block, 2 * len);
       }
     } else {
@@ -414,8 +492,7 @@ class SmallFloat final : public Codec<SmallFloat<M, E>> {
       } else {
         for (std::size_t i = 0; i < len; ++i) block[i] = wire::load_u16(body + 2 * (b + i));
       }
-      for (std::size_t i = 0; i < len; ++i)
-        out[b + i] = static_cast<T>(from_small_float<M, E>(block[i]));
+      from_small_floats<M, E>(block, len, out + b);
     }
   }
 
@@ -454,16 +531,11 @@ class Bucketed : public Codec<Derived> {
     }
     std::uint8_t* packed = body + 4 * buckets;
     std::uint16_t codes[kBlock];
-    std::uint32_t random[kBlock];
+    std::uint32_t random[kBlock + 1];  // an odd last block fills one word more
     for (std::size_t start = 0; start < n; start += kBlock) {
       const std::size_t end = std::min(n, start + kBlock);
       if constexpr (Derived::kStochastic) {
-        // Word i is the low (even i) or high (odd i) half of SplitMix64 output i / 2.
-        for (std::size_t w = 0; w < (end - start + 1) / 2; ++w) {
-          const std::uint64_t r = SplitMix64::at(seed, start / 2 + w);
-          random[2 * w] = static_cast<std::uint32_t>(r);
-          if (2 * w + 1 < kBlock) random[2 * w + 1] = static_cast<std::uint32_t>(r >> 32);
-        }
+        fill_random_words(seed, start / 2, (end - start + 1) / 2, random);
       }
       for (std::size_t i = start; i < end;) {
         const std::size_t b = i / width;
@@ -560,22 +632,7 @@ class Qsgd final : public Bucketed<Qsgd> {
     const double levels = levels_;
     // A zero, non-finite or NaN scale sends level 0 (the sign only).
     const double factor = (scale > 0 && std::isfinite(scale)) ? levels / scale : 0.0;
-    // Every quantity is kept in doubles (integers up to 2^31 are exact), which lets the loop
-    // vectorise with SSE2: the top 31 bits of the random word u decide, u / 2 < fraction * 2^31.
-    for (std::size_t i = 0; i < len; ++i) {
-      const double x = static_cast<double>(v[i]);
-      const double sign = std::copysign(1.0, x) < 0.0 ? 1.0 : 0.0;  // the sign bit, as -0
-      double r = std::fabs(x) * factor;
-      // The rounded-up scale bounds r by s up to rounding; NaN only arises from an infinite or
-      // NaN element times the zero factor, and sends level 0.
-      r = r == r ? r : 0.0;
-      r = r < levels ? r : levels;
-      const double floor_level = static_cast<double>(static_cast<std::int32_t>(r));
-      const double u = static_cast<double>(static_cast<std::int32_t>(random[i] >> 1));
-      const double up = u < (r - floor_level) * 0x1p31 ? 1.0 : 0.0;
-      out[i] =
-          static_cast<std::uint16_t>(static_cast<std::int32_t>(2.0 * (floor_level + up) + sign));
-    }
+    qsgd_codes(v, len, factor, levels, random, out);
   }
   std::uint32_t max_code() const { return (levels_ << 1) | 1u; }
   double value(std::uint32_t code, double scale) const {
@@ -613,16 +670,7 @@ class Kbit final : public Bucketed<Kbit> {
              std::uint16_t* out) const {
     const double L = half_range_;
     const double factor = (scale > 0 && std::isfinite(scale)) ? L / scale : 0.0;
-    // Adding and subtracting 1.5 * 2^52 rounds |x| < 2^51 to an integer, to nearest even.
-    constexpr double kRound = 0x1.8p52;
-    for (std::size_t i = 0; i < len; ++i) {
-      double x = static_cast<double>(v[i]) * factor;
-      x = x == x ? x : 0.0;  // NaN (or an infinity times a zero factor) encodes as 0
-      x = x < -L ? -L : (x > L ? L : x);
-      x = (x + kRound) - kRound;
-      out[i] = static_cast<std::uint16_t>(static_cast<std::int32_t>(x) +
-                                          static_cast<std::int32_t>(half_range_));
-    }
+    kbit_codes(v, len, factor, L, static_cast<std::int32_t>(half_range_), out);
   }
   std::uint32_t max_code() const { return 2 * half_range_; }
   double value(std::uint32_t code, double scale) const {
