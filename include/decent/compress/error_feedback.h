@@ -30,15 +30,16 @@ class ErrorFeedback {
   // C(u + delta) as decoded on the other side.
   std::vector<std::uint8_t> encode(const T* u, std::uint64_t seed, T* transmitted = nullptr) {
     const std::size_t n = residual_.size();
-    for (std::size_t i = 0; i < n; ++i) corrected_[i] = u[i] + residual_[i];
-    std::vector<T> decoded_storage;
+    T* corrected = corrected_.data();
+    T* residual = residual_.data();
+    for (std::size_t i = 0; i < n; ++i) corrected[i] = u[i] + residual[i];
     T* decoded = transmitted;
     if (decoded == nullptr) {
-      decoded_storage.resize(n);
-      decoded = decoded_storage.data();
+      decoded_.resize(n);  // kept between calls
+      decoded = decoded_.data();
     }
-    std::vector<std::uint8_t> bytes = compress(*compressor_, corrected_.data(), n, seed, decoded);
-    for (std::size_t i = 0; i < n; ++i) residual_[i] = corrected_[i] - decoded[i];
+    std::vector<std::uint8_t> bytes = compress(*compressor_, corrected, n, seed, decoded);
+    for (std::size_t i = 0; i < n; ++i) residual[i] = corrected[i] - decoded[i];
     return bytes;
   }
 
@@ -52,6 +53,7 @@ class ErrorFeedback {
   CompressorPtr compressor_;
   std::vector<T> residual_;
   std::vector<T> corrected_;  // scratch: u + delta
+  std::vector<T> decoded_;    // scratch: C(u + delta) when the caller does not want it
 };
 
 }  // namespace decent::compress
