@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <numeric>
 
@@ -884,7 +885,10 @@ void Engine::run_allreduce(Channel& ch, Buffer inout, ReduceOp op) {
   const bool invalid = op == ReduceOp::kAverage && !dtype_is_floating(inout.dtype);
   // Recursive doubling checks inside its own messages; the other algorithms (and a call that
   // will be refused, which must still agree with the other ranks first) check beforehand.
-  if (algorithm != AllreduceAlgorithm::kRecursiveDoubling || invalid) check_collective(ch, fields);
+  if ((algorithm != AllreduceAlgorithm::kRecursiveDoubling &&
+       algorithm != AllreduceAlgorithm::kRabenseifner) ||
+      invalid)
+    check_collective(ch, fields);
   if (invalid)
     throw InvalidArgument(fmt::format("rank {}: allreduce: average needs a floating dtype, got {}",
                                       rank_, dtype_name(inout.dtype)));
@@ -901,9 +905,14 @@ void Engine::run_allreduce(Channel& ch, Buffer inout, ReduceOp op) {
       case AllreduceAlgorithm::kRing:
         ring_allreduce(ch, inout, op, seq);  // divides by n itself, once per chunk
         break;
-      case AllreduceAlgorithm::kRabenseifner:
-        rabenseifner_allreduce(ch, inout, op, seq);  // divides by n itself, once per block
+      case AllreduceAlgorithm::kRabenseifner: {
+        // Checks inside its own steps; divides by n itself, once per block.
+        const bool checked = options_.check_consistency;
+        const CollectiveHeader summary =
+            rabenseifner_allreduce(ch, inout, op, seq, fields, checked);
+        if (checked && !summary.agree()) report_mismatch(ch, fields, op_name);
         break;
+      }
       case AllreduceAlgorithm::kTransport: {
         std::vector<comm::RequestPtr> reqs;
         reqs.push_back(ch.transport->iallreduce(inout.data, inout.count, inout.dtype, reduce_op));
@@ -1046,24 +1055,46 @@ void Engine::ring_allreduce(Channel& ch, Buffer inout, ReduceOp op, std::int64_t
 // first fold: 2i sends its whole buffer to 2i + 1, which adds it to its own, and 2i waits for the
 // result at the end. The p remaining ranks (virtual rank v as in recursive doubling) cut the
 // buffer into p blocks (sizes differing by at most one element; blocks may be empty) and
-//  1. reduce-scatter by recursive halving, log2 p steps: with [lo, hi) the blocks this rank is
-//     still responsible for and mask = p/2, p/4, ..., 1, it keeps the half of [lo, hi) on the
-//     side of bit `mask` of v, sends the other half to the partner v ^ mask and adds the
-//     partner's copy of the kept half into its buffer; afterwards it holds the complete
-//     reduction of block v, which it divides by n for an average (one division per element);
-//  2. allgather by recursive doubling, log2 p steps: with mask = 1, 2, ..., p/2 it sends the
-//     blocks it has complete to v ^ mask and receives the partner's, which overwrite its buffer.
+//  1. reduce-scatter by recursive halving, log2 p steps: with the blocks this rank is still
+//     responsible for and mask = 1, 2, ..., p/2, it keeps the upper half of them if bit `mask`
+//     of v is set (else the lower), sends the other half to the partner v ^ mask and adds the
+//     partner's copy of the kept half into its own; afterwards it holds the complete reduction
+//     of one block (v with its bits reversed), which it divides by n for an average (one
+//     division per element);
+//  2. allgather by recursive doubling, log2 p steps, in the opposite order: with mask = p/2,
+//     ..., 2, 1 it sends the blocks it has complete to v ^ mask and receives the partner's (as
+//     many), which overwrite its buffer.
 // Finally 2i + 1 sends the result to 2i. Each rank sends and receives 2(p-1)/p of the buffer (the
 // fold adds the whole buffer once each way for ranks below 2 rem) in 2 log2 p rounds (+2). Each
 // block is reduced on one rank and copied to the others, so all ranks end with bit-identical
 // elements. Messages travel in segments of kRingSegmentBytes, and a received partial sum is
 // added while the next segments arrive. Both partners of a step derive the same spans from
 // (count, n); messages between two ranks with one tag arrive in the order sent.
-void Engine::rabenseifner_allreduce(Channel& ch, Buffer inout, ReduceOp op, std::int64_t seq) {
+//
+// Checked, the consistency check rides on the same steps instead of running before them: every
+// message of the fold and of the reduce-scatter is preceded by a CollectiveHeader (the sender's
+// summary so far), exchanged exactly like the messages of recursive doubling (same tag, same
+// partners in the same order): afterwards every rank's summary covers all ranks, the final fold
+// message hands it to the ranks that folded, and a rank running another collective exchanges
+// its headers with these. A payload is sent only
+// when the sender's summary agrees and received only when the summary merged with the sender's
+// header agrees, which implies equal counts and dtypes, hence equal spans; otherwise the header
+// steps go on without payloads, so every rank reaches the same verdict and none waits for a
+// message that will not come. Until the verdict the data is reduced in a scratch copy (the half
+// of the buffer kept at the first step, or all of it after the fold), so a failed allreduce
+// leaves the buffer untouched. Returns the summary (empty unchecked).
+CollectiveHeader Engine::rabenseifner_allreduce(Channel& ch, Buffer inout, ReduceOp op,
+                                                std::int64_t seq, const CollectiveFields& fields,
+                                                bool checked) {
+  CollectiveHeader summary = checked ? CollectiveHeader(fields) : CollectiveHeader();
   comm::Transport& t = *ch.transport;
   const int n = ch.size(), r = ch.rank();
   const int p = power_of_two_below(n), rem = n - p;
   const int tag = kHalvingTagBase + static_cast<int>(seq % kRingTagSpan);
+  // Headers share the tag of the recursive-doubling collectives and follow their pattern (fold,
+  // hypercube with ascending masks, unfold), so a rank in another collective still exchanges
+  // headers with this one and the mismatch is reported.
+  const int header_tag = kCollectiveTag;
   const std::size_t count = inout.count;
   const std::size_t esize = dtype_size(inout.dtype);
   const std::size_t segment = std::max<std::size_t>(1, kRingSegmentBytes / esize);
@@ -1072,7 +1103,10 @@ void Engine::rabenseifner_allreduce(Channel& ch, Buffer inout, ReduceOp op, std:
   const ReduceOp reduce_op = op == ReduceOp::kAverage ? ReduceOp::kSum : op;
   const auto limit = deadline();
 
-  // Receive buffers of the reducing steps; the highest slot first so that scratch_ grows once.
+  // Scratch: the working copy (checked) in the highest slot, so that scratch_ grows once, then
+  // the receive buffers of the reducing steps.
+  std::uint8_t* work = base;
+  if (checked) work = scratch(kRingWindow, std::max<std::size_t>(1, inout.bytes())).data();
   const std::size_t partial_bytes = std::max<std::size_t>(1, std::min(segment, count) * esize);
   std::vector<std::uint8_t*> partials(kRingWindow);
   for (std::size_t k = kRingWindow; k-- > 0;) partials[k] = scratch(k, partial_bytes).data();
@@ -1084,13 +1118,60 @@ void Engine::rabenseifner_allreduce(Channel& ch, Buffer inout, ReduceOp op, std:
           fmt::format("rank {}: {} timed out after {} ms; still waiting for {} (step {})", rank_,
                       op_name, options_.timeout.count(), what, step));
   };
-  // One step with `peer`: sends the elements `out`, receives the peer's copy of the elements
-  // `in` and adds it into them (`reduce`) or writes it over them. Either span may be empty.
-  auto step_with = [&](int peer, Span out, Span in, bool reduce) {
-    std::vector<comm::RequestPtr> sends;
+  // Sends are completed only before their elements are written again (the allgather and the
+  // final fold step receive into elements sent earlier) and at the end, so that a step starts
+  // as soon as its predecessor's data has arrived. Header sends read `out_headers`.
+  struct PendingSend {
+    comm::RequestPtr request;
+    int peer;
+  };
+  // Header sends are small enough to complete without their receiver (eager), so they are
+  // always completed before `out_headers` goes away.
+  std::vector<PendingSend> pending_sends, header_sends;
+  std::deque<CollectiveHeader> out_headers;
+  auto complete = [&](std::vector<PendingSend>& sends) {
+    for (auto& s : sends) wait_for(*s.request, fmt::format("the send to rank {}", s.peer));
+    sends.clear();
+  };
+  auto complete_sends = [&] { complete(pending_sends); };
+  // Exchanges headers with `peer` (either direction may be absent); merges the received one.
+  // Returns whether payloads go ahead: the sender's summary agreed (send), the merged one
+  // agrees (receive).
+  auto exchange_headers = [&](int peer, bool send, bool receive) {
+    if (!checked) return true;
+    comm::RequestPtr recv;
+    CollectiveHeader theirs;
+    if (receive) recv = t.irecv(&theirs, sizeof(CollectiveHeader), peer, header_tag);
+    if (send) {
+      out_headers.push_back(summary);
+      header_sends.push_back(
+          {t.isend(&out_headers.back(), sizeof(CollectiveHeader), peer, header_tag), peer});
+      bytes_sent_ += sizeof(CollectiveHeader);
+      ++messages_sent_;
+    }
+    if (!recv) return summary.agree();
+    try {
+      wait_for(*recv, fmt::format("the header from rank {}", peer));
+      if (recv->received_bytes() != sizeof(CollectiveHeader) ||
+          theirs.magic != CollectiveHeader{}.magic) {
+        summary.lost = 1;
+      } else {
+        bytes_received_ += sizeof(CollectiveHeader);
+        summary.merge(theirs);
+      }
+    } catch (const MismatchError&) {
+      summary.lost = 1;  // the transport refused a larger message (and consumed it)
+    }
+    return summary.agree();
+  };
+  // Payloads of one step with `peer`: sends the elements `out` from `from`, receives the peer's
+  // copy of the elements `in` and adds it into `into` (`reduce`) or writes it there. Either span
+  // may be empty; `from` and `into` are base or work, addressed by element offset.
+  auto payloads = [&](int peer, Span out, const std::uint8_t* from, Span in, std::uint8_t* into,
+                      bool reduce) {
     for (std::size_t b = out.begin; b < out.begin + out.count; b += segment) {
       const std::size_t len = std::min(segment, out.begin + out.count - b);
-      sends.push_back(t.isend(base + b * esize, len * esize, peer, tag));
+      pending_sends.push_back({t.isend(from + b * esize, len * esize, peer, tag), peer});
       bytes_sent_ += len * esize;
       ++messages_sent_;
     }
@@ -1108,7 +1189,7 @@ void Engine::rabenseifner_allreduce(Channel& ch, Buffer inout, ReduceOp op, std:
     for (std::size_t j = 0; j < units; ++j) {
       while (posted < units && (!reduce || posted < j + kRingWindow)) {
         const Span u = unit(posted);
-        void* target = reduce ? partials[posted % kRingWindow] : base + u.begin * esize;
+        void* target = reduce ? partials[posted % kRingWindow] : into + u.begin * esize;
         slot(posted) = t.irecv(target, u.count * esize, peer, tag);
         ++posted;
       }
@@ -1133,10 +1214,12 @@ void Engine::rabenseifner_allreduce(Channel& ch, Buffer inout, ReduceOp op, std:
       bytes_received_ += got;
       if (reduce)
         reduce_into(inout.dtype, reduce_op, u.count, partials[j % kRingWindow],
-                    base + u.begin * esize);
+                    into + u.begin * esize);
     }
-    for (auto& s : sends) wait_for(*s, fmt::format("the send to rank {}", peer));
-    ++step;
+  };
+  auto copy_to_work = [&](Span s) {
+    if (work != base && s.count)
+      std::memcpy(work + s.begin * esize, base + s.begin * esize, s.count * esize);
   };
 
   auto blocks = [&](int lo, int hi) {  // elements of blocks [lo, hi)
@@ -1145,46 +1228,78 @@ void Engine::rabenseifner_allreduce(Channel& ch, Buffer inout, ReduceOp op, std:
   };
   auto real_rank = [&](int v) { return v < rem ? 2 * v + 1 : v + rem; };
   const Span whole{0, count}, none{0, 0};
+  // Where the data this rank reduces lives: `work` once copied there (everything after the
+  // fold, the kept half after the first halving step), else the caller's buffer.
+  bool whole_in_work = false;
 
   int v = -1;
   if (r < 2 * rem) {
     if (r % 2 == 0) {
-      step_with(r + 1, whole, none, false);
+      if (exchange_headers(r + 1, true, false)) payloads(r + 1, whole, base, none, work, false);
+      ++step;
     } else {
-      step_with(r - 1, none, whole, true);
+      copy_to_work(whole);
+      whole_in_work = true;
+      if (exchange_headers(r - 1, false, true)) payloads(r - 1, none, work, whole, work, true);
+      ++step;
       v = r / 2;
     }
   } else {
     v = r - rem;
   }
   if (v >= 0) {
-    int lo = 0, hi = p;
-    for (int mask = p / 2; mask >= 1; mask /= 2) {
-      const int mid = lo + mask;  // hi - lo == 2 mask
-      if (v & mask) {
-        step_with(real_rank(v ^ mask), blocks(lo, mid), blocks(mid, hi), true);
-        lo = mid;
-      } else {
-        step_with(real_rank(v ^ mask), blocks(mid, hi), blocks(lo, mid), true);
-        hi = mid;
-      }
-    }
-    if (op == ReduceOp::kAverage) {
-      const Span mine = blocks(v, v + 1);
-      scale(inout.dtype, mine.count, 1.0 / n, base + mine.begin * esize);
-    }
+    int lo = 0, size = p;  // the blocks [lo, lo + size) this rank is responsible for
+    bool first = true;
     for (int mask = 1; mask < p; mask *= 2) {
-      const int other = lo ^ mask;  // lo is a multiple of mask: the partner's blocks
-      step_with(real_rank(v ^ mask), blocks(lo, lo + mask), blocks(other, other + mask), false);
-      lo = std::min(lo, other);
+      const int peer = real_rank(v ^ mask);
+      const int half = size / 2, mid = lo + half;
+      const bool upper = (v & mask) != 0;
+      const Span keep = upper ? blocks(mid, mid + half) : blocks(lo, mid);
+      const Span give = upper ? blocks(lo, mid) : blocks(mid, mid + half);
+      const std::uint8_t* from = first && !whole_in_work ? base : work;
+      if (first && !whole_in_work) copy_to_work(keep);
+      first = false;
+      const bool send_ok = !checked || summary.agree();
+      const bool recv_ok = exchange_headers(peer, true, true);
+      payloads(peer, send_ok ? give : none, from, recv_ok ? keep : none, work, true);
+      ++step;
+      if (upper) lo = mid;
+      size = half;
+    }
+    const Span mine = blocks(lo, lo + 1);  // block v with its log2(p) bits reversed
+    if (summary.agree()) {
+      if (op == ReduceOp::kAverage)
+        scale(inout.dtype, mine.count, 1.0 / n, work + mine.begin * esize);
+      if (work != base && mine.count)
+        std::memcpy(base + mine.begin * esize, work + mine.begin * esize, mine.count * esize);
+      complete_sends();  // the allgather writes over what the reduce-scatter sent
+      for (int mask = p / 2; mask >= 1; mask /= 2) {
+        const int other = lo ^ size;  // lo is a multiple of size: the partner's blocks
+        payloads(real_rank(v ^ mask), blocks(lo, lo + size), base, blocks(other, other + size),
+                 base, false);
+        ++step;
+        lo = std::min(lo, other);
+        size *= 2;
+      }
     }
   }
   if (r < 2 * rem) {
-    if (r % 2 == 0)
-      step_with(r + 1, none, whole, false);
-    else
-      step_with(r - 1, whole, none, false);
+    if (r % 2 == 0) {
+      if (exchange_headers(r + 1, false, true)) {
+        complete_sends();  // the result lands on the buffer handed over at the start
+        payloads(r + 1, none, base, whole, base, false);
+      }
+    } else {
+      const bool send_ok = exchange_headers(r - 1, true, false);
+      if (send_ok) payloads(r - 1, whole, base, none, base, false);
+    }
+    ++step;
   }
+  // Disagreeing ranks skip payloads their peers may have sent: those sends are left to finish
+  // on their own (the context fails with the mismatch).
+  complete(header_sends);
+  if (!checked || summary.agree()) complete_sends();
+  return summary;
 }
 
 void Engine::run_broadcast(Channel& ch, Buffer inout, int root) {

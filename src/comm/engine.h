@@ -196,7 +196,11 @@ class Engine {
   void ring_allreduce(Channel& ch, Buffer inout, ReduceOp op, std::int64_t seq);
   // Rabenseifner's allreduce over isend/irecv: reduce-scatter by recursive halving, then
   // allgather by recursive doubling, with the fold for non-powers of two (see engine.cpp).
-  void rabenseifner_allreduce(Channel& ch, Buffer inout, ReduceOp op, std::int64_t seq);
+  // With `checked`, CollectiveHeaders built from `fields` travel ahead of the fold and
+  // reduce-scatter payloads; returns the merged summary (empty unchecked). On disagreement the
+  // buffer is left untouched.
+  CollectiveHeader rabenseifner_allreduce(Channel& ch, Buffer inout, ReduceOp op, std::int64_t seq,
+                                          const CollectiveFields& fields, bool checked);
   // Picks the allreduce algorithm for `bytes` on a channel of `n` ranks.
   AllreduceAlgorithm allreduce_algorithm(std::size_t bytes, int n) const;
   // Recursive doubling over point-to-point messages (the fold for non-powers of two: ranks

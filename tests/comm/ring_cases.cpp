@@ -166,9 +166,11 @@ void rabenseifner_always(ContextOptions& o) {
 // message below one 1 MiB segment, so one message per non-empty span). p is the largest power of
 // two <= n, rem = n - p; the buffer is cut into p blocks differing by at most one element.
 //  - fold: ranks 2i < 2 rem hand their whole buffer to 2i + 1 and get the result back;
-//  - reduce-scatter: virtual rank v keeps, with mask = p/2 .. 1, the half of its block range on
-//    the side of bit `mask` of v, sending the other half and receiving the kept half;
-//  - allgather: with mask = 1 .. p/2 it sends the blocks it owns and receives as many from v^mask.
+//  - reduce-scatter: virtual rank v keeps, with mask = 1 .. p/2, the upper half of its block
+//    range if bit `mask` of v is set (else the lower), sending the other half and receiving the
+//    kept half;
+//  - allgather: with mask = p/2 .. 1 it sends the blocks it owns and receives the sibling range
+//    of as many blocks from v ^ mask.
 struct Volume {
   std::uint64_t messages = 0, sent = 0, received = 0;  // elements for sent/received
 };
@@ -196,23 +198,24 @@ Volume rabenseifner_volume(std::size_t count, int n, int r) {
     send(count);
   }
   const int v = r < 2 * rem ? r / 2 : r - rem;
-  int lo = 0, hi = p;
-  for (int mask = p / 2; mask >= 1; mask /= 2) {
-    const int mid = lo + mask;
+  int lo = 0, size = p;
+  for (int mask = 1; mask < p; mask *= 2) {
+    const int half = size / 2, mid = lo + half;
+    const std::size_t lower = begin(mid) - begin(lo), upper = begin(mid + half) - begin(mid);
     if (v & mask) {
-      send(begin(mid) - begin(lo));
-      vol.received += begin(hi) - begin(mid);
+      send(lower);
+      vol.received += upper;
       lo = mid;
     } else {
-      send(begin(hi) - begin(mid));
-      vol.received += begin(mid) - begin(lo);
-      hi = mid;
+      send(upper);
+      vol.received += lower;
     }
+    size = half;
   }
-  for (int mask = 1; mask < p; mask *= 2) {
-    const int other = lo ^ mask;
-    send(begin(lo + mask) - begin(lo));
-    vol.received += begin(other + mask) - begin(other);
+  for (; size < p; size *= 2) {
+    const int other = lo ^ size;
+    send(begin(lo + size) - begin(lo));
+    vol.received += begin(other + size) - begin(other);
     lo = std::min(lo, other);
   }
   return vol;
@@ -306,8 +309,9 @@ std::vector<CommCase> make_cases() {
   // The thresholds are inclusive, and each algorithm sends exactly what it should: recursive
   // doubling below 4096 bytes (rd_messages, header + payload each), the transport's allreduce
   // from there (only the header-only check messages of our own, plus the modelled 2(n-1)/n
-  // volume), Rabenseifner's from 6144 bytes (the check, then rabenseifner_volume), and from 8192
-  // bytes the ring: the check, then 2(n-1) messages (one per step, chunks below one segment),
+  // volume), Rabenseifner's from 6144 bytes (a header ahead of each fold and reduce-scatter
+  // step: the check's messages again, with the same partners; then rabenseifner_volume), and from
+  // 8192 bytes the ring: the check, then 2(n-1) messages (one per step, chunks below one segment),
   // every chunk but (r+1) in the reduce-scatter and every chunk but (r+2) in the allgather.
   add(
       "AllreduceThresholdsAndVolume",
@@ -634,6 +638,43 @@ std::vector<CommCase> make_cases() {
                         {"rank " + std::to_string(bad) + ": allreduce #0 count=2000",
                          "rank 0: allreduce #0 count=2001", "algorithm=rabenseifner"});
         EXPECT_EQ(x, original) << "the buffer changed although the allreduce failed";
+      },
+      [](ContextOptions& o) {
+        rabenseifner_always(o);
+        o.timeout = std::chrono::milliseconds(3000);
+      });
+  mismatch_case(
+      "RabenseifnerOpMismatchOnRankZero",
+      [](Context& c) {
+        std::vector<double> x = inputs<double>(c.rank(), 3000);
+        const std::vector<double> original = x;
+        expect_mismatch(
+            c, [&] { c.allreduce(x, c.rank() == 0 ? ReduceOp::kMax : ReduceOp::kAverage); },
+            "allreduce #0",
+            {"rank 0: allreduce #0 count=3000 dtype=float64 op=max algorithm=rabenseifner",
+             "op=average algorithm=rabenseifner"});
+        EXPECT_EQ(x, original) << "the buffer changed although the allreduce failed";
+      },
+      [](ContextOptions& o) {
+        rabenseifner_always(o);
+        o.timeout = std::chrono::milliseconds(3000);
+      });
+  // A rank in a barrier (header-only recursive doubling) against Rabenseifner's headers.
+  mismatch_case(
+      "RabenseifnerAgainstBarrierOnEveryRank",
+      [](Context& c) {
+        const int odd = c.size() / 2;
+        std::vector<float> x = inputs<float>(c.rank(), 5000);
+        expect_mismatch(c,
+                        [&] {
+                          if (c.rank() == odd)
+                            c.barrier();
+                          else
+                            c.allreduce(x, ReduceOp::kSum);
+                        },
+                        c.rank() == odd ? "barrier #0" : "allreduce #0",
+                        {"rank " + std::to_string(odd) + ": barrier #0",
+                         "count=5000 dtype=float32 op=sum algorithm=rabenseifner"});
       },
       [](ContextOptions& o) {
         rabenseifner_always(o);
