@@ -181,8 +181,21 @@ void Context::set_step(std::int64_t step) {
 // ---------------------------------------------------------------- collectives
 
 Handle Context::submit(const char* name, std::function<void()> work, bool blocking) {
+  if (!engine_->timeline().enabled())
+    return Handle(engine_->submit(name, std::move(work), blocking));
+  const auto begin = Clock::now();
   Handle handle(engine_->submit(name, std::move(work), blocking));
-  if (engine_->timeline().enabled()) handle.timeline_ = engine_->timeline().writer();
+  handle.timeline_ = engine_->timeline().writer();
+  if (blocking && handle.timeline_) {
+    // A blocking call on an idle context ran on this thread inside submit: the caller was
+    // blocked for all of it, and its wait() will find it complete. Queued, wait() records it.
+    bool done;
+    {
+      std::lock_guard<std::mutex> lock(handle.state_->mutex);
+      done = handle.state_->done;
+    }
+    if (done) handle.timeline_->record_wait(handle.state_->name, begin, Clock::now());
+  }
   return handle;
 }
 

@@ -6,6 +6,7 @@
 //   1 "communicate"  messages in flight
 //   2 "reduce"       weighted combination
 //   3 "caller wait"  the time a caller was blocked in Handle::wait() (only waits that blocked)
+//                    or in a blocking call
 #pragma once
 
 #include <atomic>

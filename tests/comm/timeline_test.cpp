@@ -1,5 +1,6 @@
-// The timeline's "wait" events (local backend): every Handle::wait() that blocks is recorded on
-// the "caller wait" row with the operation's name; a wait on a handle already complete is not.
+// The timeline's "wait" events (local backend): every Handle::wait() that blocks, and every
+// blocking call, is recorded on the "caller wait" row with the operation's name; a wait on a
+// handle already complete is not.
 #include "decent/comm/context.h"
 #include "decent/topology/generators.h"
 
@@ -77,6 +78,14 @@ TEST_P(TimelineWaits, BlockedWaitsAreRecordedWithTheirDuration) {
         GatherResult all = c.allgather(x);
         g.wait();
         EXPECT_EQ(all.ranks.size(), static_cast<std::size_t>(c.size()));
+
+        // D: a blocking call, on an idle context it runs on the caller's thread: the caller
+        // was blocked for all of it, which is recorded as one wait as well.
+        c.barrier();
+        if (delayed) std::this_thread::sleep_for(kDelay);
+        double sum = c.rank();
+        c.allreduce(Buffer(&sum, 1), ReduceOp::kSum);
+        EXPECT_DOUBLE_EQ(sum, c.size() * (c.size() - 1) / 2.0);
       },
       options);
 
@@ -103,11 +112,17 @@ TEST_P(TimelineWaits, BlockedWaitsAreRecordedWithTheirDuration) {
 
     const std::int64_t min_us =
         std::chrono::duration_cast<std::chrono::microseconds>(kDelay).count() - kToleranceUs;
-    // C: every rank but the late one waited for it in the blocking allgather.
-    if (r != 1) {
-      const auto all = waits_named(trace, "allgather");
-      ASSERT_EQ(all.size(), 1u) << "rank " << r;
-      EXPECT_GE(all[0]["dur"].get<std::int64_t>(), min_us) << "rank " << r;
+    // C and D: every rank but the late one waited for it in the blocking allgather and
+    // allreduce (queued behind another operation or run on the caller's thread: one event
+    // either way); the late one recorded at most one, short, wait for each.
+    for (const char* name : {"allgather", "allreduce"}) {
+      const auto w = waits_named(trace, name);
+      if (r == 1) {
+        EXPECT_LE(w.size(), 1u) << name;
+        continue;
+      }
+      ASSERT_EQ(w.size(), 1u) << name << " rank " << r;
+      EXPECT_GE(w[0]["dur"].get<std::int64_t>(), min_us) << name << " rank " << r;
     }
     // A: the in-neighbours of rank 1 on the ring (0, and 2 when n > 2) were blocked by it.
     const bool blocked = r == 0 || (r == 2 && n > 2);

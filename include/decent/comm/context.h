@@ -113,7 +113,8 @@ class Handle {
   Handle() = default;
   explicit Handle(std::shared_ptr<detail::OpState> s) : state_(std::move(s)) {}
   // Blocks; rethrows the operation's error. With the timeline on, a wait that blocks (the
-  // operation was not complete yet) is recorded as a "wait" event on the "caller wait" row.
+  // operation was not complete yet) is recorded as a "wait" event on the "caller wait" row, as
+  // is every blocking call.
   void wait();
   bool poll();  // true when done; rethrows the operation's error
   bool valid() const { return state_ != nullptr; }
