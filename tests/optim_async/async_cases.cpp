@@ -163,6 +163,42 @@ std::vector<AsyncCase> make_cases() {
     c.barrier();
   });
 
+  // Their window traffic is in Context::stats(): an AD-PSGD step with a peer reads the peer's
+  // model and writes the average back (one model received, one sent), a gossip step on an
+  // undirected graph puts the model to every out-neighbour. Steps take part in no collective,
+  // so the deltas are exact.
+  add("AsyncTrafficIsCounted", [](Context& c) {
+    c.set_topology(topology::ring(c.size()));
+    const std::uint64_t model_bytes = 8 * kDim;  // float64 parameters
+    const std::uint64_t peers = c.size() > 1 ? 1 : 0;
+    const std::uint64_t degree = c.size() == 1 ? 0 : (c.size() == 2 ? 1 : 2);
+    constexpr std::uint64_t kSteps = 25;
+    {
+      torch::Tensor x = start_point(c.rank());
+      ADPSGD opt(std::vector<torch::Tensor>{x}, borrow(c), AsyncOptions(0.01));
+      const CommStats before = c.stats();
+      for (std::uint64_t k = 0; k < kSteps; ++k) opt.step();
+      const CommStats after = c.stats();
+      EXPECT_EQ(after.bytes_sent - before.bytes_sent, kSteps * peers * model_bytes);
+      EXPECT_EQ(after.bytes_received - before.bytes_received, kSteps * peers * model_bytes);
+      EXPECT_EQ(after.messages_sent - before.messages_sent, kSteps * peers);
+      EXPECT_EQ(after.operations - before.operations, 2 * kSteps * peers);
+      c.barrier();
+    }
+    {
+      torch::Tensor x = start_point(c.rank());
+      AsyncGossip opt(std::vector<torch::Tensor>{x}, borrow(c), AsyncOptions(0.01));
+      EXPECT_FALSE(opt.push_sum());
+      const CommStats before = c.stats();
+      for (std::uint64_t k = 0; k < kSteps; ++k) opt.step();
+      const CommStats after = c.stats();
+      EXPECT_EQ(after.bytes_sent - before.bytes_sent, kSteps * degree * model_bytes);
+      EXPECT_EQ(after.messages_sent - before.messages_sent, kSteps * degree);
+      EXPECT_EQ(after.bytes_received, before.bytes_received);
+      c.barrier();
+    }
+  });
+
   add("AsyncGossipConvergesOnLeastSquares", [](Context& c) {
     c.set_topology(topology::exponential(c.size()));
     torch::Tensor x = start_point(c.rank());
