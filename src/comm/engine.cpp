@@ -119,6 +119,10 @@ const char* allreduce_algorithm_name(AllreduceAlgorithm a) {
   return "unknown";
 }
 
+std::string collective_name(const CollectiveFields& f) {
+  return fmt::format("{} #{}", op_kind_name(static_cast<OpKind>(f.kind)), f.seq);
+}
+
 CollectiveHeader::CollectiveHeader(const CollectiveFields& f) {
   for (std::size_t i = 0; i < CollectiveFields::kSize; ++i) {
     max[i] = f.data()[i];
@@ -722,8 +726,7 @@ AllreduceAlgorithm Engine::allreduce_algorithm(std::size_t bytes, int n) const {
 // finishes with the same verdict and none waits for a message that will not come. The payload
 // is reduced in a scratch copy and copied back only when all ranks agree.
 CollectiveHeader Engine::recursive_doubling(Channel& ch, const CollectiveFields& fields,
-                                            Buffer data, ReduceOp op, bool checked,
-                                            const std::string& op_name) {
+                                            Buffer data, ReduceOp op, bool checked) {
   CollectiveHeader summary = checked ? CollectiveHeader(fields) : CollectiveHeader();
   const int n = ch.size(), r = ch.rank();
   if (n == 1) return summary;
@@ -756,9 +759,9 @@ CollectiveHeader Engine::recursive_doubling(Channel& ch, const CollectiveFields&
     }
     auto wait = [&](comm::Request& req, const char* what) {
       if (!req.test() && !req.wait_until(limit))
-        throw TimeoutError(
-            fmt::format("rank {}: {} timed out after {} ms; still waiting for {} rank {} (step {})",
-                        rank_, op_name, options_.timeout.count(), what, peer, step));
+        throw TimeoutError(fmt::format(
+            "rank {}: {} timed out after {} ms; still waiting for {} rank {} (step {})", rank_,
+            collective_name(fields), options_.timeout.count(), what, peer, step));
     };
     std::size_t got = message_bytes;
     bool readable = true;
@@ -772,14 +775,14 @@ CollectiveHeader Engine::recursive_doubling(Channel& ch, const CollectiveFields&
           throw MismatchError(
               fmt::format("rank {}: {}: {} (the ranks disagree on the element "
                           "count or dtype)",
-                          rank_, op_name, e.what()));
+                          rank_, collective_name(fields), e.what()));
         readable = false;
       }
       if (readable && got != message_bytes && !checked)
         throw MismatchError(fmt::format(
             "rank {}: {}: rank {} sent {} bytes, this rank expects {} (the ranks disagree on the "
             "element count or dtype)",
-            rank_, op_name, peer, got, message_bytes));
+            rank_, collective_name(fields), peer, got, message_bytes));
       bytes_received_ += readable ? got : 0;
     }
     if (sent) wait(*sent, "the send to");  // before `work` changes
@@ -833,11 +836,8 @@ CollectiveHeader Engine::recursive_doubling(Channel& ch, const CollectiveFields&
 
 void Engine::check_collective(Channel& ch, const CollectiveFields& fields) {
   if (!options_.check_consistency || ch.size() == 1) return;
-  const std::string op_name =
-      fmt::format("{} #{}", op_kind_name(static_cast<OpKind>(fields.kind)), fields.seq);
-  const CollectiveHeader summary =
-      recursive_doubling(ch, fields, Buffer(), ReduceOp::kSum, true, op_name);
-  if (!summary.agree()) report_mismatch(ch, fields, op_name);
+  const CollectiveHeader summary = recursive_doubling(ch, fields, Buffer(), ReduceOp::kSum, true);
+  if (!summary.agree()) report_mismatch(ch, fields, collective_name(fields));
 }
 
 void Engine::report_mismatch(Channel& ch, const CollectiveFields& fields,
@@ -873,7 +873,6 @@ void Engine::run_allreduce(Channel& ch, Buffer inout, ReduceOp op) {
   const auto t0 = Clock::now();
   const int n = ch.size();
   const AllreduceAlgorithm algorithm = allreduce_algorithm(inout.bytes(), n);
-  const std::string op_name = fmt::format("allreduce #{}", seq);
   CollectiveFields fields;
   fields.kind = static_cast<std::int64_t>(OpKind::kAllreduce);
   fields.seq = seq;
@@ -897,9 +896,8 @@ void Engine::run_allreduce(Channel& ch, Buffer inout, ReduceOp op) {
     switch (algorithm) {
       case AllreduceAlgorithm::kRecursiveDoubling: {
         const bool checked = options_.check_consistency;
-        const CollectiveHeader summary =
-            recursive_doubling(ch, fields, inout, reduce_op, checked, op_name);
-        if (checked && !summary.agree()) report_mismatch(ch, fields, op_name);
+        const CollectiveHeader summary = recursive_doubling(ch, fields, inout, reduce_op, checked);
+        if (checked && !summary.agree()) report_mismatch(ch, fields, collective_name(fields));
         break;
       }
       case AllreduceAlgorithm::kRing:
@@ -910,7 +908,7 @@ void Engine::run_allreduce(Channel& ch, Buffer inout, ReduceOp op) {
         const bool checked = options_.check_consistency;
         const CollectiveHeader summary =
             rabenseifner_allreduce(ch, inout, op, seq, fields, checked);
-        if (checked && !summary.agree()) report_mismatch(ch, fields, op_name);
+        if (checked && !summary.agree()) report_mismatch(ch, fields, collective_name(fields));
         break;
       }
       case AllreduceAlgorithm::kTransport: {
@@ -921,7 +919,7 @@ void Engine::run_allreduce(Channel& ch, Buffer inout, ReduceOp op) {
             [&](const std::vector<std::size_t>&) {
               return std::string("not every rank joined the allreduce");
             },
-            op_name);
+            collective_name(fields));
         // Ring-allreduce volume, the usual model of what an allreduce puts on the wire.
         bytes_sent_ += 2 * inout.bytes() * (n - 1) / n;
         break;
@@ -1099,7 +1097,7 @@ CollectiveHeader Engine::rabenseifner_allreduce(Channel& ch, Buffer inout, Reduc
   const std::size_t esize = dtype_size(inout.dtype);
   const std::size_t segment = std::max<std::size_t>(1, kRingSegmentBytes / esize);
   auto* base = static_cast<std::uint8_t*>(inout.data);
-  const std::string op_name = fmt::format("allreduce #{} (rabenseifner)", seq);
+  auto op_name = [&] { return fmt::format("allreduce #{} (rabenseifner)", seq); };
   const ReduceOp reduce_op = op == ReduceOp::kAverage ? ReduceOp::kSum : op;
   const auto limit = deadline();
 
@@ -1112,11 +1110,13 @@ CollectiveHeader Engine::rabenseifner_allreduce(Channel& ch, Buffer inout, Reduc
   for (std::size_t k = kRingWindow; k-- > 0;) partials[k] = scratch(k, partial_bytes).data();
 
   int step = 0;
-  auto wait_for = [&](comm::Request& req, const std::string& what) {
+  // `what` describes the awaited message, formatted only on a timeout.
+  auto wait_for = [&](comm::Request& req, auto&& what) {
     if (!req.test() && !req.wait_until(limit))
       throw TimeoutError(
-          fmt::format("rank {}: {} timed out after {} ms; still waiting for {} (step {})", rank_,
-                      op_name, options_.timeout.count(), what, step));
+          fmt::format("rank {}: allreduce #{} (rabenseifner) timed out after {} ms; still waiting "
+                      "for {} (step {})",
+                      rank_, seq, options_.timeout.count(), what(), step));
   };
   // Sends are completed only before their elements are written again (the allgather and the
   // final fold step receive into elements sent earlier) and at the end, so that a step starts
@@ -1130,7 +1130,8 @@ CollectiveHeader Engine::rabenseifner_allreduce(Channel& ch, Buffer inout, Reduc
   std::vector<PendingSend> pending_sends, header_sends;
   std::deque<CollectiveHeader> out_headers;
   auto complete = [&](std::vector<PendingSend>& sends) {
-    for (auto& s : sends) wait_for(*s.request, fmt::format("the send to rank {}", s.peer));
+    for (auto& s : sends)
+      wait_for(*s.request, [&] { return fmt::format("the send to rank {}", s.peer); });
     sends.clear();
   };
   auto complete_sends = [&] { complete(pending_sends); };
@@ -1151,7 +1152,7 @@ CollectiveHeader Engine::rabenseifner_allreduce(Channel& ch, Buffer inout, Reduc
     }
     if (!recv) return summary.agree();
     try {
-      wait_for(*recv, fmt::format("the header from rank {}", peer));
+      wait_for(*recv, [&] { return fmt::format("the header from rank {}", peer); });
       if (recv->received_bytes() != sizeof(CollectiveHeader) ||
           theirs.magic != CollectiveHeader{}.magic) {
         summary.lost = 1;
@@ -1197,19 +1198,19 @@ CollectiveHeader Engine::rabenseifner_allreduce(Channel& ch, Buffer inout, Reduc
       const std::size_t expected = u.count * esize;
       std::size_t got = 0;
       try {
-        wait_for(*slot(j), fmt::format("{} bytes from rank {}", expected, peer));
+        wait_for(*slot(j), [&] { return fmt::format("{} bytes from rank {}", expected, peer); });
         got = slot(j)->received_bytes();
       } catch (const MismatchError& e) {
         // The transport refused a message larger than the receive (and consumed it).
         throw MismatchError(
             fmt::format("rank {}: {}: {} (the ranks disagree on the element count or dtype)", rank_,
-                        op_name, e.what()));
+                        op_name(), e.what()));
       }
       if (got != expected)
         throw MismatchError(fmt::format(
             "rank {}: {}: rank {} sent {} bytes at step {}, this rank expects {} (the ranks "
             "disagree on the element count or dtype)",
-            rank_, op_name, peer, got, step, expected));
+            rank_, op_name(), peer, got, step, expected));
       slot(j).reset();
       bytes_received_ += got;
       if (reduce)
@@ -1388,11 +1389,10 @@ void Engine::run_barrier(Channel& ch) {
   fields.seq = seq;
   // Recursive doubling of empty payloads is a barrier: a rank's last step depends on every
   // rank having started. Checked, the same messages compare the ranks' operations.
-  const std::string op_name = fmt::format("barrier #{}", seq);
   const bool checked = options_.check_consistency;
   const CollectiveHeader summary =
-      recursive_doubling(ch, fields, Buffer(), ReduceOp::kSum, checked, op_name);
-  if (checked && !summary.agree()) report_mismatch(ch, fields, op_name);
+      recursive_doubling(ch, fields, Buffer(), ReduceOp::kSum, checked);
+  if (checked && !summary.agree()) report_mismatch(ch, fields, collective_name(fields));
   if (timeline_.enabled())
     timeline_.record(fmt::format("barrier#{}", seq), "communicate", t0, Clock::now());
 }

@@ -82,6 +82,8 @@ struct CollectiveFields {
   const std::int64_t* data() const { return &kind; }
 };
 static_assert(sizeof(CollectiveFields) == CollectiveFields::kSize * sizeof(std::int64_t));
+// "allreduce #12": the operation a collective's error messages name.
+std::string collective_name(const CollectiveFields& f);
 
 // Carried at the front of every message of a recursive-doubling collective when consistency
 // checks are on: the maximum and the maximum of the negation (the minimum) of every field over
@@ -210,8 +212,9 @@ class Engine {
   // unchecked it is empty. A message of the wrong size or content never touches `data`.
   // Every rank takes the same steps whatever the others sent, so a disagreement is found by
   // every rank, and no rank waits for a message that will not come.
+  // Error messages name the operation from `fields` (formatted only when raised).
   CollectiveHeader recursive_doubling(Channel& ch, const CollectiveFields& fields, Buffer data,
-                                      ReduceOp op, bool checked, const std::string& op_name);
+                                      ReduceOp op, bool checked);
   // Consistency check of a collective: one recursive-doubling exchange of headers only (no-op
   // when checks are off or with one rank). Throws MismatchError on every rank on disagreement.
   void check_collective(Channel& ch, const CollectiveFields& fields);

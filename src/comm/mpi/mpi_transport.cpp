@@ -106,17 +106,25 @@ class MpiRequest final : public Request {
 
   MpiRequest(Kind kind, std::string where, std::string operation)
       : kind_(kind), where_(std::move(where)), operation_(std::move(operation)) {}
+  // A send of `bytes` to `peer`: its description is formatted only for an error message, which
+  // keeps string formatting off the path of every small message.
+  MpiRequest(std::string where, std::size_t bytes, int peer, int tag)
+      : kind_(Kind::kSend), where_(std::move(where)), send_{bytes, peer, tag} {}
   ~MpiRequest() override { abandon(); }
   MpiRequest(const MpiRequest&) = delete;
   MpiRequest& operator=(const MpiRequest&) = delete;
 
-  const std::string& operation() const { return operation_; }
+  std::string operation() const {
+    if (!operation_.empty() || kind_ != Kind::kSend) return operation_;
+    return fmt::format("MPI_Isend of {} bytes to rank {} (tag {})", send_.bytes, send_.peer,
+                       send_.tag);
+  }
   // A datatype holder that lives as long as the request.
   OwnedDatatype& datatype() { return datatype_; }
   // Checks the return code of the call that started `request` and adds it to this request.
   // `request` is taken by reference so that it is read after that call has filled it in.
   void start(int code, const MPI_Request& request) {
-    check(code, where_, operation_);
+    if (code != MPI_SUCCESS) check(code, where_, operation());
     pending_.push_back(request);
   }
 
@@ -133,7 +141,7 @@ class MpiRequest final : public Request {
         if (request != MPI_REQUEST_NULL) MPI_Request_free(&request);
         done_ = true;
         try {
-          check(code, where_, operation_);
+          check(code, where_, operation());
         } catch (...) {
           error_ = std::current_exception();
         }
@@ -164,6 +172,10 @@ class MpiRequest final : public Request {
   Kind kind_;
   std::string where_;
   std::string operation_;
+  struct {
+    std::size_t bytes = 0;
+    int peer = 0, tag = 0;
+  } send_;
   std::vector<MPI_Request> pending_;
   OwnedDatatype datatype_;
   bool done_ = false;
@@ -437,11 +449,11 @@ RequestPtr MpiTransport::isend(const void* data, std::size_t bytes, int dst, int
   if (data == nullptr && bytes > 0) {
     throw InvalidArgument(fmt::format("{}: isend of {} bytes from a null buffer", where_, bytes));
   }
-  auto request = std::make_unique<MpiRequest>(
-      MpiRequest::Kind::kSend, where_,
-      fmt::format("MPI_Isend of {} bytes to rank {} (tag {})", bytes, dst, tag));
-  const ByteLayout layout =
-      byte_layout(bytes, options_.max_count, request->datatype(), where_, request->operation());
+  auto request = std::make_unique<MpiRequest>(where_, bytes, dst, tag);
+  const ByteLayout layout = bytes <= options_.max_count
+                                ? ByteLayout{static_cast<int>(bytes), MPI_BYTE}
+                                : byte_layout(bytes, options_.max_count, request->datatype(),
+                                              where_, request->operation());
   MPI_Request started = MPI_REQUEST_NULL;
   request->start(MPI_Isend(data, layout.count, layout.type, dst, tag, comm_, &started), started);
   return request;
