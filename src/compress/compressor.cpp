@@ -1,5 +1,6 @@
-// The Compressor base (headers, size checks, float32/float64 conversion), every compressor, and
-// the spec parser.
+// The Compressor base (headers, size checks), every compressor, and the spec parser. Each
+// compressor encodes and decodes float32 and float64 directly (templates behind the two virtual
+// overloads), a block of elements at a time.
 #include "decent/compress/compressor.h"
 
 #include "wire.h"
@@ -13,7 +14,6 @@
 #include <functional>
 #include <limits>
 #include <map>
-#include <numeric>
 #include <type_traits>
 
 // The element loops below are written so that the compiler vectorises them (no branches, no
@@ -503,7 +503,7 @@ class SmallFloat final : public Codec<SmallFloat<M, E>> {
 // ---------------------------------------------------------------- quantizers
 
 // Common layout of the bucketed quantizers: one float32 scale per bucket, then a code of
-// code_bits() bits per element, bit-packed over the whole vector. Derived classes provide
+// code_bits_ bits per element, bit-packed over the whole vector. Derived classes provide
 //   float scale(const T* v, size_t len)                 the stored scale of a bucket
 //   void codes(const T* v, size_t len, float scale, const uint32_t* random, uint16_t* codes)
 //   uint32_t max_code()                                 codes above it are off the grid
