@@ -28,6 +28,7 @@ if(TARGET decent-train)
                  "learn_decentlam:TrainRunTest.DecentLamOnOnePeerExponentialLearns"
                  "learn_pmsgd:TrainRunTest.PmsgdLearnsAndKeepsRanksIdentical"
                  "learn_qg_dmsgd:TrainRunTest.QgDmsgdOnRingLearns"
+                 "learn_adpsgd_bytes:TrainRunTest.AdPsgdReportsItsWindowTraffic"
                  "diverge:TrainRunTest.DivergenceStopsTheRun"
                  "straggler:TrainRunTest.StragglerSlowsASynchronousRun"
                  "resume_dmsgd:TrainResumeTest.DmsgdRingThreeEpochsEqualsTwoPlusResume"

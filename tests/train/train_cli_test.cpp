@@ -234,6 +234,30 @@ TEST(TrainRunTest, QgDmsgdOnRingLearns) {
 
 // A learning rate far too large: the run stops after the first non-finite epoch with exit
 // code 1, and the metrics file records that epoch (NaN is written as null).
+// The asynchronous methods' window traffic is in the metrics: an AD-PSGD step on a ring always
+// has a peer and sends it one model (4 bytes per float32 parameter), so the bytes per rank are
+// the mean number of steps times the model size (steps are rounded to an integer: half a model
+// either way), plus decent-train's own small collectives (the shared step count's allreduces,
+// at most one per step, and a barrier: under 1000 bytes each).
+TEST(TrainRunTest, AdPsgdReportsItsWindowTraffic) {
+  const std::string dir = scratch_dir("ad-psgd-ring");
+  const std::string metrics = dir + "/metrics.json";
+  const Result r = run_train(synthetic_run("ad-psgd", "ring") +
+                             std::vector<std::string>{"--epochs", "1", "--max-steps-per-epoch",
+                                                      "10", "--metrics", metrics});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const nlohmann::json doc = read_json(metrics);
+  const double model_bytes = 4.0 * doc["config"]["parameters"].get<double>();
+  ASSERT_GT(model_bytes, 0.0);
+  ASSERT_EQ(doc["epochs"].size(), 1u);
+  const auto& e = doc["epochs"][0];
+  const double steps = e["steps"].get<double>();
+  const double bytes = e["bytes_sent_per_rank"].get<double>();
+  EXPECT_GE(steps, 10.0);  // 10 steps x 3 ranks shared by the ranks, 10 per rank on average
+  EXPECT_GE(bytes, (steps - 0.5) * model_bytes);
+  EXPECT_LE(bytes, (steps + 0.5) * model_bytes + 1000.0 * (steps + 2.0));
+}
+
 TEST(TrainRunTest, DivergenceStopsTheRun) {
   const std::string dir = scratch_dir("diverge");
   const Result r =
