@@ -1135,11 +1135,24 @@ CollectiveHeader Engine::rabenseifner_allreduce(Channel& ch, Buffer inout, Reduc
     sends.clear();
   };
   auto complete_sends = [&] { complete(pending_sends); };
-  // Exchanges headers with `peer` (either direction may be absent); merges the received one.
-  // Returns whether payloads go ahead: the sender's summary agreed (send), the merged one
-  // agrees (receive).
-  auto exchange_headers = [&](int peer, bool send, bool receive) {
-    if (!checked) return true;
+  // Sends the elements `out` from `from` (base or work, addressed by element offset) to `peer`.
+  auto send_payload = [&](int peer, Span out, const std::uint8_t* from) {
+    for (std::size_t b = out.begin; b < out.begin + out.count; b += segment) {
+      const std::size_t len = std::min(segment, out.begin + out.count - b);
+      pending_sends.push_back({t.isend(from + b * esize, len * esize, peer, tag), peer});
+      bytes_sent_ += len * esize;
+      ++messages_sent_;
+    }
+  };
+  // Exchanges headers with `peer` (either direction may be absent) and merges the received one;
+  // `sends` runs after this rank's header is sent and before the peer's is awaited (it starts
+  // this step's payload, so the data moves while the header is on its way). Returns whether
+  // payloads go ahead: the summary agrees, merged with the peer's header if one was received.
+  auto exchange_headers = [&](int peer, bool send, bool receive, auto&& sends) {
+    if (!checked) {
+      sends();
+      return true;
+    }
     comm::RequestPtr recv;
     CollectiveHeader theirs;
     if (receive) recv = t.irecv(&theirs, sizeof(CollectiveHeader), peer, header_tag);
@@ -1150,6 +1163,7 @@ CollectiveHeader Engine::rabenseifner_allreduce(Channel& ch, Buffer inout, Reduc
       bytes_sent_ += sizeof(CollectiveHeader);
       ++messages_sent_;
     }
+    sends();
     if (!recv) return summary.agree();
     try {
       wait_for(*recv, [&] { return fmt::format("the header from rank {}", peer); });
@@ -1170,12 +1184,7 @@ CollectiveHeader Engine::rabenseifner_allreduce(Channel& ch, Buffer inout, Reduc
   // may be empty; `from` and `into` are base or work, addressed by element offset.
   auto payloads = [&](int peer, Span out, const std::uint8_t* from, Span in, std::uint8_t* into,
                       bool reduce) {
-    for (std::size_t b = out.begin; b < out.begin + out.count; b += segment) {
-      const std::size_t len = std::min(segment, out.begin + out.count - b);
-      pending_sends.push_back({t.isend(from + b * esize, len * esize, peer, tag), peer});
-      bytes_sent_ += len * esize;
-      ++messages_sent_;
-    }
+    send_payload(peer, out, from);
     const std::size_t units = (in.count + segment - 1) / segment;
     auto unit = [&](std::size_t j) {
       const std::size_t b = in.begin + j * segment;
@@ -1236,12 +1245,13 @@ CollectiveHeader Engine::rabenseifner_allreduce(Channel& ch, Buffer inout, Reduc
   int v = -1;
   if (r < 2 * rem) {
     if (r % 2 == 0) {
-      if (exchange_headers(r + 1, true, false)) payloads(r + 1, whole, base, none, work, false);
+      exchange_headers(r + 1, true, false, [&] { send_payload(r + 1, whole, base); });
       ++step;
     } else {
       copy_to_work(whole);
       whole_in_work = true;
-      if (exchange_headers(r - 1, false, true)) payloads(r - 1, none, work, whole, work, true);
+      if (exchange_headers(r - 1, false, true, [] {}))
+        payloads(r - 1, none, work, whole, work, true);
       ++step;
       v = r / 2;
     }
@@ -1260,9 +1270,13 @@ CollectiveHeader Engine::rabenseifner_allreduce(Channel& ch, Buffer inout, Reduc
       const std::uint8_t* from = first && !whole_in_work ? base : work;
       if (first && !whole_in_work) copy_to_work(keep);
       first = false;
+      // This rank's payload goes only if its summary so far agrees; the peer's is read only if
+      // the summary merged with the peer's header agrees.
       const bool send_ok = !checked || summary.agree();
-      const bool recv_ok = exchange_headers(peer, true, true);
-      payloads(peer, send_ok ? give : none, from, recv_ok ? keep : none, work, true);
+      const bool recv_ok = exchange_headers(peer, true, true, [&] {
+        if (send_ok) send_payload(peer, give, from);
+      });
+      payloads(peer, none, from, recv_ok ? keep : none, work, true);
       ++step;
       if (upper) lo = mid;
       size = half;
@@ -1286,13 +1300,15 @@ CollectiveHeader Engine::rabenseifner_allreduce(Channel& ch, Buffer inout, Reduc
   }
   if (r < 2 * rem) {
     if (r % 2 == 0) {
-      if (exchange_headers(r + 1, false, true)) {
+      if (exchange_headers(r + 1, false, true, [] {})) {
         complete_sends();  // the result lands on the buffer handed over at the start
         payloads(r + 1, none, base, whole, base, false);
       }
     } else {
-      const bool send_ok = exchange_headers(r - 1, true, false);
-      if (send_ok) payloads(r - 1, whole, base, none, base, false);
+      const bool send_ok = !checked || summary.agree();
+      exchange_headers(r - 1, true, false, [&] {
+        if (send_ok) send_payload(r - 1, whole, base);
+      });
     }
     ++step;
   }
