@@ -309,7 +309,12 @@ cluster_up() {
   {
     echo '  *) echo "decent-cluster agent: unknown host $host" >&2; exit 255 ;;'
     echo 'esac'
-    echo 'exec ip netns exec "$ns" /bin/sh -c "$*"'
+    # Every emulated host shares this machine's hostname and /tmp, so Open MPI's daemons would
+    # race to create the same session directory; the loser exits silently after daemonizing
+    # and mpirun waits for it forever (about one launch in ten). Each host gets its own.
+    echo "tmp=$dir/session-\$ns"
+    echo 'mkdir -p "$tmp" || exit 255'
+    echo 'exec ip netns exec "$ns" env OMPI_MCA_orte_tmpdir_base="$tmp" /bin/sh -c "$*"'
   } >>"$agent"
   chmod 755 "$agent"
   # Arguments decentrun --cluster adds to mpirun, one per line.
