@@ -17,10 +17,12 @@
 #include <type_traits>
 
 // The element loops below are written so that the compiler vectorises them (no branches, no
-// calls). On x86-64 Linux with GCC or Clang they are also compiled for AVX2 and the variant is
+// calls). On x86-64 Linux with GCC they are also compiled for AVX2 and the variant is
 // picked once at load time (target_clones, an ifunc); both variants execute the same IEEE
 // operations (no FMA; ISO C++ mode keeps contraction off), so encodings are bit-identical.
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && defined(__linux__) && \
+// GCC only: Clang (up to at least 14) rejects target_clones on function templates, which these
+// kernels are, so a Clang build (e.g. the fuzzers) keeps the portable variant.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
     !defined(DECENT_NO_TARGET_CLONES)
 #define DECENT_VECTOR_KERNEL __attribute__((target_clones("avx2", "default")))
 #else
