@@ -749,45 +749,39 @@ CollectiveHeader Engine::recursive_doubling(Channel& ch, const CollectiveFields&
   // One step with `peer`: send the working message (if `send`), receive one (if `use` is not
   // kNone) and fold it in.
   auto exchange_with = [&](int peer, bool send, Use use) {
-    comm::RequestPtr recv, sent;
-    if (use != Use::kNone) recv = t.irecv(incoming, message_bytes, peer, kCollectiveTag);
+    const bool receive = use != Use::kNone;
     if (send) {
       if (checked) std::memcpy(work, &summary, header_bytes);
-      sent = t.isend(work, message_bytes, peer, kCollectiveTag);
       bytes_sent_ += message_bytes;
       ++messages_sent_;
     }
-    auto wait = [&](comm::Request& req, const char* what) {
-      if (!req.test() && !req.wait_until(limit))
-        throw TimeoutError(fmt::format(
-            "rank {}: {} timed out after {} ms; still waiting for {} rank {} (step {})", rank_,
-            collective_name(fields), options_.timeout.count(), what, peer, step));
-    };
-    std::size_t got = message_bytes;
-    bool readable = true;
-    if (recv) {
-      try {
-        wait(*recv, "a message from");
-        got = recv->received_bytes();
-      } catch (const MismatchError& e) {
-        // The transport refused a message larger than header + payload (and consumed it).
-        if (!checked)
-          throw MismatchError(
-              fmt::format("rank {}: {}: {} (the ranks disagree on the element "
-                          "count or dtype)",
-                          rank_, collective_name(fields), e.what()));
-        readable = false;
-      }
-      if (readable && got != message_bytes && !checked)
+    const comm::ExchangeStatus status =
+        t.exchange(work, message_bytes, send ? peer : -1, incoming, message_bytes,
+                   receive ? peer : -1, kCollectiveTag, limit);
+    if (status.state != comm::ExchangeStatus::State::kDone)
+      throw TimeoutError(fmt::format(
+          "rank {}: {} timed out after {} ms; still waiting for {} rank {} (step {})", rank_,
+          collective_name(fields), options_.timeout.count(),
+          status.state == comm::ExchangeStatus::State::kReceiveTimedOut ? "a message from"
+                                                                        : "the send to",
+          peer, step));
+    const bool readable = !status.too_large;
+    const std::size_t got = status.received_bytes;
+    if (receive && !checked) {
+      if (!readable)
+        throw MismatchError(
+            fmt::format("rank {}: {}: rank {} sent more than the {} bytes this rank expects (the "
+                        "ranks disagree on the element count or dtype)",
+                        rank_, collective_name(fields), peer, message_bytes));
+      if (got != message_bytes)
         throw MismatchError(fmt::format(
             "rank {}: {}: rank {} sent {} bytes, this rank expects {} (the ranks disagree on the "
             "element count or dtype)",
             rank_, collective_name(fields), peer, got, message_bytes));
-      bytes_received_ += readable ? got : 0;
     }
-    if (sent) wait(*sent, "the send to");  // before `work` changes
+    if (receive) bytes_received_ += readable ? got : 0;
     ++step;
-    if (!recv) return;
+    if (!receive) return;
     if (checked) {
       if (readable && got >= header_bytes) {
         CollectiveHeader theirs;

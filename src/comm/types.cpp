@@ -155,5 +155,28 @@ bool Request::wait_until(Clock::time_point deadline) {
   return true;
 }
 
+ExchangeStatus Transport::exchange(const void* send, std::size_t send_bytes, int dst, void* recv,
+                                   std::size_t capacity, int src, int tag,
+                                   Clock::time_point deadline) {
+  ExchangeStatus status;
+  RequestPtr received, sent;
+  if (src >= 0) received = irecv(recv, capacity, src, tag);
+  if (dst >= 0) sent = isend(send, send_bytes, dst, tag);
+  if (received) {
+    try {
+      if (!received->test() && !received->wait_until(deadline)) {
+        status.state = ExchangeStatus::State::kReceiveTimedOut;
+        return status;
+      }
+      status.received_bytes = received->received_bytes();
+    } catch (const MismatchError&) {
+      status.too_large = true;  // the transport refused it (and consumed it)
+    }
+  }
+  if (sent && !sent->test() && !sent->wait_until(deadline))
+    status.state = ExchangeStatus::State::kSendTimedOut;
+  return status;
+}
+
 }  // namespace comm
 }  // namespace decent

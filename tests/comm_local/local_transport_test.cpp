@@ -280,6 +280,42 @@ TEST(LocalTransport, MessageLargerThanTheReceiveIsAMismatch) {
   expect_error<MismatchError>(errors[1], {"rank 2", "rank 1", "16 bytes", "8 bytes"}, 1);
 }
 
+// exchange (the transport's default, over isend/irecv): around the ring, a message larger than
+// the receive, and a timeout.
+TEST_P(LocalTransportRanks, ExchangeAroundTheRing) {
+  const int n = GetParam();
+  run_ok(n, [n](Transport& t) {
+    const int right = (t.rank() + 1) % n, left = (t.rank() + n - 1) % n;
+    std::vector<std::int32_t> mine(100), got(120, -7);
+    for (int i = 0; i < 100; ++i) mine[i] = 1000 * t.rank() + i;
+    const ExchangeStatus status =
+        t.exchange(mine.data(), 400, right, got.data(), 480, left, 3, Clock::now() + kWaitLimit);
+    ASSERT_EQ(status.state, ExchangeStatus::State::kDone);
+    EXPECT_EQ(status.received_bytes, 400u);
+    EXPECT_FALSE(status.too_large);
+    for (int i = 0; i < 100; ++i) EXPECT_EQ(got[i], 1000 * left + i);
+    for (int i = 100; i < 120; ++i) EXPECT_EQ(got[i], -7);
+  });
+}
+
+TEST(LocalTransport, ExchangeReportsLargeMessagesAndTimeouts) {
+  run_ok(2, [](Transport& t) {
+    const int peer = 1 - t.rank();
+    std::vector<std::uint8_t> big(64, 1), small(8, 0);
+    ExchangeStatus status = t.exchange(big.data(), big.size(), peer, small.data(), small.size(),
+                                       peer, 5, Clock::now() + kWaitLimit);
+    ASSERT_EQ(status.state, ExchangeStatus::State::kDone);
+    EXPECT_TRUE(status.too_large);
+    EXPECT_EQ(small, std::vector<std::uint8_t>(8, 0));
+    std::int32_t never = -1;
+    const auto start = Clock::now();
+    status = t.exchange(nullptr, 0, -1, &never, sizeof never, peer, 6, start + 100ms);
+    EXPECT_EQ(status.state, ExchangeStatus::State::kReceiveTimedOut);
+    EXPECT_GE(Clock::now() - start, 100ms);
+    EXPECT_EQ(never, -1);
+  });
+}
+
 // A receive abandoned before it matched must not swallow the next message of its stream.
 TEST(LocalTransport, AbandonedReceiveDoesNotTakeLaterMessages) {
   run_ok(2, [](Transport& t) {

@@ -219,6 +219,126 @@ TEST(MpiTransport, AbandonedReceiveDoesNotSwallowALaterMessage) {
   ASSERT_TRUE(completes(*send));
 }
 
+// ---- exchange: one blocking step of a collective ----
+
+// Around the ring at sizes on both sides of the shared-memory eager limit, into a larger buffer:
+// the exact bytes of the left neighbour arrive, nothing is written past them.
+TEST(MpiTransport, ExchangeAroundTheRing) {
+  Transport& t = world();
+  for (std::size_t bytes :
+       {std::size_t{0}, std::size_t{300}, std::size_t{4224}, std::size_t{70000}}) {
+    const auto message = pattern(t.rank(), bytes, 5);
+    std::vector<std::uint8_t> buffer(bytes + 64, 0xcd);
+    const ExchangeStatus status =
+        t.exchange(message.data(), bytes, right_of(t), buffer.data(), buffer.size(), left_of(t), 51,
+                   Clock::now() + kWaitLimit);
+    ASSERT_EQ(status.state, ExchangeStatus::State::kDone) << bytes;
+    EXPECT_FALSE(status.too_large);
+    EXPECT_EQ(status.received_bytes, bytes);
+    const auto expected = pattern(left_of(t), bytes, 5);
+    EXPECT_TRUE(std::equal(expected.begin(), expected.end(), buffer.begin())) << bytes;
+    for (std::size_t i = bytes; i < buffer.size(); ++i) ASSERT_EQ(buffer[i], 0xcd) << bytes;
+  }
+}
+
+// Send-only and receive-only steps (the fold of recursive doubling) pair with each other and
+// with the isend/irecv requests of the same tag, in order.
+TEST(MpiTransport, ExchangeInOneDirectionPairsWithRequests) {
+  Transport& t = world();
+  const std::int64_t mine = 1000 + t.rank();
+  std::int64_t first = -1, second = -1;
+  const auto limit = Clock::now() + kWaitLimit;
+  // Message 1 by exchange (send only), message 2 by isend; received by irecv, then exchange.
+  ASSERT_EQ(t.exchange(&mine, sizeof mine, right_of(t), nullptr, 0, -1, 52, limit).state,
+            ExchangeStatus::State::kDone);
+  auto send = t.isend(&mine, sizeof mine, right_of(t), 52);
+  auto receive = t.irecv(&first, sizeof first, left_of(t), 52);
+  ASSERT_TRUE(completes(*receive));
+  const ExchangeStatus status =
+      t.exchange(nullptr, 0, -1, &second, sizeof second, left_of(t), 52, limit);
+  ASSERT_EQ(status.state, ExchangeStatus::State::kDone);
+  EXPECT_EQ(status.received_bytes, sizeof second);
+  ASSERT_TRUE(completes(*send));
+  EXPECT_EQ(first, 1000 + left_of(t));
+  EXPECT_EQ(second, 1000 + left_of(t));
+}
+
+// A receive posted earlier for the same source and tag takes the first message; the exchange
+// gets the next one.
+TEST(MpiTransport, ExchangeKeepsOrderBehindAWaitingReceive) {
+  Transport& t = world();
+  std::int32_t early = -1, late = -1;
+  auto receive = t.irecv(&early, sizeof early, left_of(t), 53);
+  const std::int32_t one = 10 * t.rank() + 1, two = 10 * t.rank() + 2;
+  auto send = t.isend(&one, sizeof one, right_of(t), 53);
+  const ExchangeStatus status = t.exchange(&two, sizeof two, right_of(t), &late, sizeof late,
+                                           left_of(t), 53, Clock::now() + kWaitLimit);
+  ASSERT_EQ(status.state, ExchangeStatus::State::kDone);
+  ASSERT_TRUE(completes(*receive));
+  ASSERT_TRUE(completes(*send));
+  EXPECT_EQ(early, 10 * left_of(t) + 1);
+  EXPECT_EQ(late, 10 * left_of(t) + 2);
+}
+
+// A message larger than the receive is consumed without touching the buffer and reported; the
+// stream goes on with the next message.
+TEST(MpiTransport, ExchangeReportsAMessageLargerThanTheReceive) {
+  Transport& t = world();
+  const auto big = pattern(t.rank(), 5000, 9);
+  std::vector<std::uint8_t> small(40, 0xee);
+  const auto limit = Clock::now() + kWaitLimit;
+  ExchangeStatus status = t.exchange(big.data(), big.size(), right_of(t), small.data(),
+                                     small.size(), left_of(t), 54, limit);
+  ASSERT_EQ(status.state, ExchangeStatus::State::kDone);
+  EXPECT_TRUE(status.too_large);
+  EXPECT_EQ(status.received_bytes, 0u);
+  EXPECT_EQ(small, std::vector<std::uint8_t>(40, 0xee));
+  const std::int32_t value = 5400 + t.rank();
+  std::int32_t got = -1;
+  status = t.exchange(&value, sizeof value, right_of(t), &got, sizeof got, left_of(t), 54, limit);
+  ASSERT_EQ(status.state, ExchangeStatus::State::kDone);
+  EXPECT_FALSE(status.too_large);
+  EXPECT_EQ(got, 5400 + left_of(t));
+}
+
+// Nothing arrives: the exchange returns at the deadline and does not take the message that a
+// later receive of the stream is meant to get.
+TEST(MpiTransport, ExchangeTimesOutWithoutSwallowingALaterMessage) {
+  Transport& t = world();
+  std::int32_t never = -1;
+  const auto start = Clock::now();
+  const ExchangeStatus status = t.exchange(nullptr, 0, -1, &never, sizeof never, t.rank(), 55,
+                                           start + std::chrono::milliseconds(100));
+  const double waited = std::chrono::duration<double>(Clock::now() - start).count();
+  EXPECT_EQ(status.state, ExchangeStatus::State::kReceiveTimedOut);
+  EXPECT_GE(waited, 0.1);
+  EXPECT_LT(waited, 5.0);
+  const std::int32_t value = 5500 + t.rank();
+  auto send = t.isend(&value, sizeof value, t.rank(), 55);
+  std::int32_t got = -1;
+  auto receive = t.irecv(&got, sizeof got, t.rank(), 55);
+  ASSERT_TRUE(completes(*receive));
+  ASSERT_TRUE(completes(*send));
+  EXPECT_EQ(got, 5500 + t.rank());
+  EXPECT_EQ(never, -1);
+}
+
+TEST(MpiTransport, ExchangeRejectsBadArgumentsNamingTheRank) {
+  Transport& t = world();
+  std::int32_t x = 0;
+  const auto limit = Clock::now() + kWaitLimit;
+  const std::string me = "rank " + std::to_string(t.rank());
+  try {
+    t.exchange(&x, sizeof x, t.size(), nullptr, 0, -1, 56, limit);
+    ADD_FAILURE() << "destination out of range accepted";
+  } catch (const InvalidArgument& e) {
+    EXPECT_TRUE(contains(e.what(), me)) << e.what();
+    EXPECT_TRUE(contains(e.what(), "destination rank " + std::to_string(t.size()))) << e.what();
+  }
+  EXPECT_THROW(t.exchange(nullptr, 0, -1, nullptr, 4, left_of(t), 56, limit), InvalidArgument);
+  EXPECT_THROW(t.exchange(&x, sizeof x, right_of(t), nullptr, 0, -1, -3, limit), InvalidArgument);
+}
+
 TEST(MpiTransport, RejectsBadArgumentsNamingTheRank) {
   Transport& t = world();
   std::int32_t value = 0;

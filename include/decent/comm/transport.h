@@ -29,6 +29,20 @@ class Request {
 
 using RequestPtr = std::unique_ptr<Request>;
 
+// How Transport::exchange ended.
+struct ExchangeStatus {
+  enum class State {
+    kDone,             // both directions completed
+    kReceiveTimedOut,  // the deadline passed before the message from `src` arrived
+    kSendTimedOut,     // the message arrived but the send to `dst` did not complete in time
+  };
+  State state = State::kDone;
+  // Bytes of the received message (0 when none was expected or it was too large).
+  std::size_t received_bytes = 0;
+  // The message had more than `capacity` bytes: it was consumed without being written anywhere.
+  bool too_large = false;
+};
+
 // Memory on every rank of a transport that every rank reads and writes one-sidedly (MPI RMA,
 // passive target; shared memory in the local backend). Offsets are in bytes. Each call is
 // complete at return: a put is visible at the target, a get has landed. Calls may come from any
@@ -68,6 +82,16 @@ class Transport {
   // Receives at most `capacity` bytes from `src`; a larger message makes test() throw.
   virtual RequestPtr irecv(void* data, std::size_t capacity, int src, int tag) = 0;
   virtual int max_tag() const { return 32767; }
+
+  // One step of a collective algorithm, blocking: sends `send_bytes` from `send` to `dst` and
+  // receives at most `capacity` bytes from `src` into `recv`, both with `tag`; a negative `dst`
+  // or `src` skips that direction. Returns when both are complete or at `deadline`; on a timeout
+  // the send goes on in the background and the receive is withdrawn. Ordered like
+  // isend/irecv with them. The default runs isend/irecv and waits on both; a backend overrides
+  // it to save the request objects on the path of every small collective.
+  virtual ExchangeStatus exchange(const void* send, std::size_t send_bytes, int dst, void* recv,
+                                  std::size_t capacity, int src, int tag,
+                                  Clock::time_point deadline);
 
   // Collectives (every rank calls them in the same order). In place, non-blocking start.
   // `op` is kSum, kMin or kMax (averaging is done by the caller).

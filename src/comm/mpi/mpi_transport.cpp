@@ -1,6 +1,7 @@
 #include "comm/mpi/mpi_transport.h"
 
 #include "comm/mpi/mpi_transport_impl.h"
+#include "comm/polling.h"
 
 #include <fmt/format.h>
 
@@ -275,6 +276,13 @@ class ReceiveMatcher {
     if (queue.empty()) waiting_.erase(found);
   }
 
+  // Whether receives from (src, tag) are waiting for a message (a message from there belongs to
+  // the oldest of them first).
+  bool has_waiting(int src, int tag) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return waiting_.count({src, tag}) != 0;
+  }
+
   // Forgets a receive that has not matched yet (its request was destroyed).
   void withdraw(const std::shared_ptr<ReceiveSlot>& slot) {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -470,6 +478,113 @@ RequestPtr MpiTransport::irecv(void* data, std::size_t capacity, int src, int ta
       std::make_unique<ReceiveRequest>(receives_, receives_->post(data, capacity, src, tag));
   receives_->match(src, tag);  // starts receiving a message that has already arrived
   return request;
+}
+
+// The path of every step of the small collectives, so it allocates nothing in the common case:
+// plain MPI requests tested in one loop instead of Request objects, and error text formatted only
+// for an error. The receive is still matched with MPI_Improbe first, so that a message larger
+// than `capacity` is consumed into a sink instead of being written past `recv`.
+ExchangeStatus MpiTransport::exchange(const void* send, std::size_t send_bytes, int dst, void* recv,
+                                      std::size_t capacity, int src, int tag,
+                                      Clock::time_point deadline) {
+  // Huge messages need derived datatypes, and earlier receives from the same source and tag
+  // must match first: the general path keeps both right.
+  if (send_bytes > options_.max_count || capacity > options_.max_count ||
+      (src >= 0 && receives_->has_waiting(src, tag)))
+    return Transport::exchange(send, send_bytes, dst, recv, capacity, src, tag, deadline);
+  if (dst >= 0) {
+    check_peer(dst, "exchange", "destination");
+    if (send == nullptr && send_bytes > 0)
+      throw InvalidArgument(
+          fmt::format("{}: exchange: {} bytes to send from a null buffer", where_, send_bytes));
+  }
+  if (src >= 0) {
+    check_peer(src, "exchange", "source");
+    if (recv == nullptr && capacity > 0)
+      throw InvalidArgument(fmt::format(
+          "{}: exchange: up to {} bytes to receive into a null buffer", where_, capacity));
+  }
+  check_tag(tag, "exchange");
+
+  ExchangeStatus status;
+  MPI_Request sent = MPI_REQUEST_NULL, received = MPI_REQUEST_NULL;
+  std::vector<std::uint8_t> sink;  // a message too large for `recv` lands here
+  bool matched = src < 0, receive_done = src < 0, send_done = dst < 0;
+  // Leaves no request behind when returning early (timeout or error): the send goes on in the
+  // background, a receive already matched is completed briefly (its data is on its way).
+  auto release = [&] {
+    if (mpi_finalized()) return;
+    if (sent != MPI_REQUEST_NULL) MPI_Request_free(&sent);
+    if (received != MPI_REQUEST_NULL) {
+      wait_briefly(received);
+      if (received != MPI_REQUEST_NULL) MPI_Request_free(&received);
+    }
+  };
+  try {
+    if (dst >= 0) {
+      const int code =
+          MPI_Isend(send, static_cast<int>(send_bytes), MPI_BYTE, dst, tag, comm_, &sent);
+      if (code != MPI_SUCCESS)
+        check(code, where_,
+              fmt::format("MPI_Isend of {} bytes to rank {} (tag {})", send_bytes, dst, tag));
+    }
+    Backoff backoff;
+    while (true) {
+      if (!matched) {
+        int arrived = 0;
+        MPI_Message message = MPI_MESSAGE_NULL;
+        MPI_Status probe;
+        int code = MPI_Improbe(src, tag, comm_, &arrived, &message, &probe);
+        if (code != MPI_SUCCESS)
+          check(code, where_, fmt::format("MPI_Improbe for rank {} (tag {})", src, tag));
+        if (arrived) {
+          matched = true;
+          int bytes = 0;
+          code = MPI_Get_count(&probe, MPI_BYTE, &bytes);
+          if (code != MPI_SUCCESS) check(code, where_, "MPI_Get_count");
+          void* target = recv;
+          if (static_cast<std::size_t>(bytes) > capacity) {
+            status.too_large = true;
+            sink.resize(static_cast<std::size_t>(bytes));
+            target = sink.data();
+          } else {
+            status.received_bytes = static_cast<std::size_t>(bytes);
+          }
+          code = MPI_Imrecv(target, bytes, MPI_BYTE, &message, &received);
+          if (code != MPI_SUCCESS)
+            check(code, where_,
+                  fmt::format("MPI_Imrecv of {} bytes from rank {} (tag {})", bytes, src, tag));
+        }
+      }
+      if (matched && !receive_done) {
+        int complete = 0;
+        const int code = MPI_Test(&received, &complete, MPI_STATUS_IGNORE);
+        if (code != MPI_SUCCESS)
+          check(code, where_, fmt::format("receive from rank {} (tag {})", src, tag));
+        receive_done = complete != 0;
+      }
+      if (!send_done) {
+        int complete = 0;
+        const int code = MPI_Test(&sent, &complete, MPI_STATUS_IGNORE);
+        if (code != MPI_SUCCESS)
+          check(code, where_,
+                fmt::format("MPI_Isend of {} bytes to rank {} (tag {})", send_bytes, dst, tag));
+        send_done = complete != 0;
+      }
+      if (receive_done && send_done) return status;
+      if (Clock::now() >= deadline) {
+        status.state = receive_done ? ExchangeStatus::State::kSendTimedOut
+                                    : ExchangeStatus::State::kReceiveTimedOut;
+        if (!receive_done) status.received_bytes = 0;
+        release();
+        return status;
+      }
+      backoff.pause(deadline);
+    }
+  } catch (...) {
+    release();
+    throw;
+  }
 }
 
 RequestPtr MpiTransport::iallreduce(void* data, std::size_t count, DType dtype, ReduceOp op) {
