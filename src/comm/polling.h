@@ -11,7 +11,7 @@
 namespace decent::comm {
 
 struct PollPolicy {
-  // Test-only window at the start of a wait, without yielding (0 when ranks share cores).
+  // Test-only window at the start of a wait, without yielding.
   std::chrono::microseconds busy{0};
   // Yield-and-test window before the first sleep.
   std::chrono::microseconds spin{0};

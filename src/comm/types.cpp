@@ -117,7 +117,11 @@ PollPolicy make_poll_policy() {
   p.spin = std::chrono::microseconds(env_microseconds("DECENT_POLL_SPIN_US", shared ? 1000 : 200));
   p.max_sleep =
       std::chrono::microseconds(env_microseconds("DECENT_POLL_MAX_SLEEP_US", shared ? 1000 : 100));
-  p.busy = std::chrono::microseconds(env_microseconds("DECENT_POLL_BUSY_US", shared ? 0 : 50));
+  // Shared cores: 300 µs of back-to-back tests before yielding. A rank that yields on every
+  // test hands its core to a peer that often has nothing to do yet, and the round trip through
+  // the scheduler then costs more than the wait (n = 8 on 2 cores, 4 KiB allreduce: 0.48 ms
+  // yielding at once, 0.34 ms after 300 µs; docs/benchmarks.md, "Polling").
+  p.busy = std::chrono::microseconds(env_microseconds("DECENT_POLL_BUSY_US", shared ? 300 : 50));
   // A zero cap would turn the wait into a busy loop.
   p.max_sleep = std::max(p.max_sleep, std::chrono::microseconds(1));
   p.first_sleep = std::min(p.first_sleep, p.max_sleep);

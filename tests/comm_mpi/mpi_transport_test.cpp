@@ -225,8 +225,9 @@ TEST(MpiTransport, AbandonedReceiveDoesNotSwallowALaterMessage) {
 // the exact bytes of the left neighbour arrive, nothing is written past them.
 TEST(MpiTransport, ExchangeAroundTheRing) {
   Transport& t = world();
+  // 4032-8067 straddle the two-piece range [4033, 8066].
   for (std::size_t bytes :
-       {std::size_t{0}, std::size_t{300}, std::size_t{4224}, std::size_t{70000}}) {
+       std::vector<std::size_t>{0, 300, 4032, 4033, 4034, 4224, 6000, 8066, 8067, 70000}) {
     const auto message = pattern(t.rank(), bytes, 5);
     std::vector<std::uint8_t> buffer(bytes + 64, 0xcd);
     const ExchangeStatus status =
@@ -299,6 +300,29 @@ TEST(MpiTransport, ExchangeReportsAMessageLargerThanTheReceive) {
   ASSERT_EQ(status.state, ExchangeStatus::State::kDone);
   EXPECT_FALSE(status.too_large);
   EXPECT_EQ(got, 5400 + left_of(t));
+}
+
+// The same for a message sent in two pieces (4033-8066 bytes): both are consumed, the buffer is
+// untouched, and a split message that fits arrives whole afterwards.
+TEST(MpiTransport, ExchangeReportsASplitMessageLargerThanTheReceive) {
+  Transport& t = world();
+  const auto limit = Clock::now() + kWaitLimit;
+  const auto big = pattern(t.rank(), 6000, 3);
+  std::vector<std::uint8_t> buffer(4100, 0xee);
+  ExchangeStatus status = t.exchange(big.data(), big.size(), right_of(t), buffer.data(),
+                                     buffer.size(), left_of(t), 57, limit);
+  ASSERT_EQ(status.state, ExchangeStatus::State::kDone);
+  EXPECT_TRUE(status.too_large);
+  EXPECT_EQ(buffer, std::vector<std::uint8_t>(4100, 0xee));
+  const auto fits = pattern(t.rank(), 4050, 4);
+  status = t.exchange(fits.data(), fits.size(), right_of(t), buffer.data(), buffer.size(),
+                      left_of(t), 57, limit);
+  ASSERT_EQ(status.state, ExchangeStatus::State::kDone);
+  EXPECT_FALSE(status.too_large);
+  EXPECT_EQ(status.received_bytes, 4050u);
+  const auto expected = pattern(left_of(t), 4050, 4);
+  EXPECT_TRUE(std::equal(expected.begin(), expected.end(), buffer.begin()));
+  EXPECT_EQ(buffer[4050], 0xee);
 }
 
 // Nothing arrives: the exchange returns at the deadline and does not take the message that a

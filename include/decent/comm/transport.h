@@ -86,9 +86,12 @@ class Transport {
   // One step of a collective algorithm, blocking: sends `send_bytes` from `send` to `dst` and
   // receives at most `capacity` bytes from `src` into `recv`, both with `tag`; a negative `dst`
   // or `src` skips that direction. Returns when both are complete or at `deadline`; on a timeout
-  // the send goes on in the background and the receive is withdrawn. Ordered like
-  // isend/irecv with them. The default runs isend/irecv and waits on both; a backend overrides
-  // it to save the request objects on the path of every small collective.
+  // the send goes on in the background and the receive is withdrawn. A message sent by
+  // exchange is received by exchange: a backend may cut it into pieces (the MPI transport cuts
+  // 4033-8066 bytes in two, to stay under the shared-memory eager limit), which irecv would take
+  // for separate messages; otherwise exchange messages keep their order with isend/irecv ones of
+  // the same tag. The default runs isend/irecv and waits on both; a backend overrides it to save
+  // the request objects on the path of every small collective.
   virtual ExchangeStatus exchange(const void* send, std::size_t send_bytes, int dst, void* recv,
                                   std::size_t capacity, int src, int tag,
                                   Clock::time_point deadline);
