@@ -1072,9 +1072,12 @@ void Engine::ring_allreduce(Channel& ch, Buffer inout, ReduceOp op, std::int64_t
 // when the sender's summary agrees and received only when the summary merged with the sender's
 // header agrees, which implies equal counts and dtypes, hence equal spans; otherwise the header
 // steps go on without payloads, so every rank reaches the same verdict and none waits for a
-// message that will not come. Until the verdict the data is reduced in a scratch copy (the half
-// of the buffer kept at the first step, or all of it after the fold), so a failed allreduce
-// leaves the buffer untouched. Returns the summary (empty unchecked).
+// message that will not come. Until the verdict the sums go to a scratch buffer, written by
+// the reductions themselves (partial sums + received elements -> scratch, no copy pass): the
+// fold and every reduce-scatter step but the last. The last step's header completes the
+// summary, so its sums go straight into the caller's buffer when it agrees (at n = 2, 3 the
+// only step: no scratch at all). A failed allreduce leaves the buffer untouched. Returns the
+// summary (empty unchecked).
 CollectiveHeader Engine::rabenseifner_allreduce(Channel& ch, Buffer inout, ReduceOp op,
                                                 std::int64_t seq, const CollectiveFields& fields,
                                                 bool checked) {
@@ -1176,8 +1179,11 @@ CollectiveHeader Engine::rabenseifner_allreduce(Channel& ch, Buffer inout, Reduc
   // Payloads of one step with `peer`: sends the elements `out` from `from`, receives the peer's
   // copy of the elements `in` and adds it into `into` (`reduce`) or writes it there. Either span
   // may be empty; `from` and `into` are base or work, addressed by element offset.
+  // Reducing, `acc` holds the partial sums the received elements are added to (written to
+  // `into`, which may be `acc`).
   auto payloads = [&](int peer, Span out, const std::uint8_t* from, Span in, std::uint8_t* into,
-                      bool reduce) {
+                      bool reduce, const std::uint8_t* acc = nullptr) {
+    if (acc == nullptr) acc = into;
     send_payload(peer, out, from);
     const std::size_t units = (in.count + segment - 1) / segment;
     auto unit = [&](std::size_t j) {
@@ -1217,13 +1223,9 @@ CollectiveHeader Engine::rabenseifner_allreduce(Channel& ch, Buffer inout, Reduc
       slot(j).reset();
       bytes_received_ += got;
       if (reduce)
-        reduce_into(inout.dtype, reduce_op, u.count, partials[j % kRingWindow],
-                    into + u.begin * esize);
+        reduce_to(inout.dtype, reduce_op, u.count, partials[j % kRingWindow], acc + u.begin * esize,
+                  into + u.begin * esize);
     }
-  };
-  auto copy_to_work = [&](Span s) {
-    if (work != base && s.count)
-      std::memcpy(work + s.begin * esize, base + s.begin * esize, s.count * esize);
   };
 
   auto blocks = [&](int lo, int hi) {  // elements of blocks [lo, hi)
@@ -1242,10 +1244,9 @@ CollectiveHeader Engine::rabenseifner_allreduce(Channel& ch, Buffer inout, Reduc
       exchange_headers(r + 1, true, false, [&] { send_payload(r + 1, whole, base); });
       ++step;
     } else {
-      copy_to_work(whole);
       whole_in_work = true;
       if (exchange_headers(r - 1, false, true, [] {}))
-        payloads(r - 1, none, work, whole, work, true);
+        payloads(r - 1, none, work, whole, work, true, base);
       ++step;
       v = r / 2;
     }
@@ -1261,8 +1262,9 @@ CollectiveHeader Engine::rabenseifner_allreduce(Channel& ch, Buffer inout, Reduc
       const bool upper = (v & mask) != 0;
       const Span keep = upper ? blocks(mid, mid + half) : blocks(lo, mid);
       const Span give = upper ? blocks(lo, mid) : blocks(mid, mid + half);
+      // The partial sums so far: the caller's buffer at the first step (unless the fold put
+      // them in `work`), then `work`.
       const std::uint8_t* from = first && !whole_in_work ? base : work;
-      if (first && !whole_in_work) copy_to_work(keep);
       first = false;
       // This rank's payload goes only if its summary so far agrees; the peer's is read only if
       // the summary merged with the peer's header agrees.
@@ -1270,7 +1272,10 @@ CollectiveHeader Engine::rabenseifner_allreduce(Channel& ch, Buffer inout, Reduc
       const bool recv_ok = exchange_headers(peer, true, true, [&] {
         if (send_ok) send_payload(peer, give, from);
       });
-      payloads(peer, none, from, recv_ok ? keep : none, work, true);
+      // After the last step's header the summary covers every rank, so if it agrees the sums of
+      // that step go straight into the caller's buffer: no copy pass at any step.
+      std::uint8_t* into = 2 * mask >= p ? base : work;
+      payloads(peer, none, from, recv_ok ? keep : none, into, true, from);
       ++step;
       if (upper) lo = mid;
       size = half;
@@ -1278,9 +1283,7 @@ CollectiveHeader Engine::rabenseifner_allreduce(Channel& ch, Buffer inout, Reduc
     const Span mine = blocks(lo, lo + 1);  // block v with its log2(p) bits reversed
     if (summary.agree()) {
       if (op == ReduceOp::kAverage)
-        scale(inout.dtype, mine.count, 1.0 / n, work + mine.begin * esize);
-      if (work != base && mine.count)
-        std::memcpy(base + mine.begin * esize, work + mine.begin * esize, mine.count * esize);
+        scale(inout.dtype, mine.count, 1.0 / n, base + mine.begin * esize);
       complete_sends();  // the allgather writes over what the reduce-scatter sent
       for (int mask = p / 2; mask >= 1; mask /= 2) {
         const int other = lo ^ size;  // lo is a multiple of size: the partner's blocks

@@ -72,85 +72,94 @@ void weighted_sum_integer(std::size_t count, const std::vector<WeightedSource>& 
 }
 
 template <typename T>
-void reduce_native(ReduceOp op, std::size_t count, const void* in, void* inout) {
+void reduce_native(ReduceOp op, std::size_t count, const void* in, const void* acc, void* out) {
   const auto n = static_cast<Eigen::Index>(count);
   CVec<T> a(static_cast<const T*>(in), n);
-  Vec<T> b(static_cast<T*>(inout), n);
+  CVec<T> b(static_cast<const T*>(acc), n);
+  Vec<T> o(static_cast<T*>(out), n);
+  // Element-wise, so `out` may be `acc`.
   switch (op) {
     case ReduceOp::kSum:
     case ReduceOp::kAverage:
-      b += a;
+      o = b + a;
       return;
     case ReduceOp::kMin:
-      b = b.min(a);
+      o = b.min(a);
       return;
     case ReduceOp::kMax:
-      b = b.max(a);
+      o = b.max(a);
       return;
   }
 }
 
 // Signed overflow is undefined in C++: add as unsigned, which wraps like MPI_SUM in practice.
 template <typename T>
-void reduce_integer(ReduceOp op, std::size_t count, const void* in, void* inout) {
+void reduce_integer(ReduceOp op, std::size_t count, const void* in, const void* acc, void* out) {
   const T* a = static_cast<const T*>(in);
-  T* b = static_cast<T*>(inout);
+  const T* b = static_cast<const T*>(acc);
+  T* o = static_cast<T*>(out);
   using U = std::make_unsigned_t<T>;
   switch (op) {
     case ReduceOp::kSum:
     case ReduceOp::kAverage:
       for (std::size_t i = 0; i < count; ++i)
-        b[i] = static_cast<T>(static_cast<U>(static_cast<U>(b[i]) + static_cast<U>(a[i])));
+        o[i] = static_cast<T>(static_cast<U>(static_cast<U>(b[i]) + static_cast<U>(a[i])));
       return;
     case ReduceOp::kMin:
-      for (std::size_t i = 0; i < count; ++i) b[i] = a[i] < b[i] ? a[i] : b[i];
+      for (std::size_t i = 0; i < count; ++i) o[i] = a[i] < b[i] ? a[i] : b[i];
       return;
     case ReduceOp::kMax:
-      for (std::size_t i = 0; i < count; ++i) b[i] = b[i] < a[i] ? a[i] : b[i];
+      for (std::size_t i = 0; i < count; ++i) o[i] = b[i] < a[i] ? a[i] : b[i];
       return;
   }
 }
 
 template <typename H>
-void reduce_half(ReduceOp op, std::size_t count, const void* in, void* inout) {
+void reduce_half(ReduceOp op, std::size_t count, const void* in, const void* acc, void* out) {
   const H* a = static_cast<const H*>(in);
-  H* b = static_cast<H*>(inout);
+  const H* b = static_cast<const H*>(acc);
+  H* o = static_cast<H*>(out);
   switch (op) {
     case ReduceOp::kSum:
     case ReduceOp::kAverage:
       for (std::size_t i = 0; i < count; ++i)
-        b[i] = H(static_cast<float>(b[i]) + static_cast<float>(a[i]));
+        o[i] = H(static_cast<float>(b[i]) + static_cast<float>(a[i]));
       return;
     case ReduceOp::kMin:
       for (std::size_t i = 0; i < count; ++i)
-        if (static_cast<float>(a[i]) < static_cast<float>(b[i])) b[i] = a[i];
+        o[i] = static_cast<float>(a[i]) < static_cast<float>(b[i]) ? a[i] : b[i];
       return;
     case ReduceOp::kMax:
       for (std::size_t i = 0; i < count; ++i)
-        if (static_cast<float>(b[i]) < static_cast<float>(a[i])) b[i] = a[i];
+        o[i] = static_cast<float>(b[i]) < static_cast<float>(a[i]) ? a[i] : b[i];
       return;
   }
 }
 
 }  // namespace
 
-void reduce_into(DType dtype, ReduceOp op, std::size_t count, const void* in, void* inout) {
+void reduce_to(DType dtype, ReduceOp op, std::size_t count, const void* in, const void* acc,
+               void* out) {
   switch (dtype) {
     case DType::kFloat32:
-      return reduce_native<float>(op, count, in, inout);
+      return reduce_native<float>(op, count, in, acc, out);
     case DType::kFloat64:
-      return reduce_native<double>(op, count, in, inout);
+      return reduce_native<double>(op, count, in, acc, out);
     case DType::kFloat16:
-      return reduce_half<Eigen::half>(op, count, in, inout);
+      return reduce_half<Eigen::half>(op, count, in, acc, out);
     case DType::kBFloat16:
-      return reduce_half<Eigen::bfloat16>(op, count, in, inout);
+      return reduce_half<Eigen::bfloat16>(op, count, in, acc, out);
     case DType::kInt32:
-      return reduce_integer<std::int32_t>(op, count, in, inout);
+      return reduce_integer<std::int32_t>(op, count, in, acc, out);
     case DType::kInt64:
-      return reduce_integer<std::int64_t>(op, count, in, inout);
+      return reduce_integer<std::int64_t>(op, count, in, acc, out);
     case DType::kUInt8:
-      return reduce_integer<std::uint8_t>(op, count, in, inout);
+      return reduce_integer<std::uint8_t>(op, count, in, acc, out);
   }
+}
+
+void reduce_into(DType dtype, ReduceOp op, std::size_t count, const void* in, void* inout) {
+  reduce_to(dtype, op, count, in, inout, inout);
 }
 
 void weighted_sum(DType dtype, std::size_t count, const std::vector<WeightedSource>& sources,

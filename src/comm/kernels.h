@@ -31,6 +31,11 @@ void scaled_copy(DType dtype, std::size_t count, double factor, const void* src,
 // reduction; integer sums wrap around like MPI's. `in` must not overlap `inout`.
 void reduce_into(DType dtype, ReduceOp op, std::size_t count, const void* in, void* inout);
 
+// out[i] = op(acc[i], in[i]): reduce_into writing elsewhere, which saves copying `acc` first.
+// `out` may be `acc`; `in` must not overlap `out`.
+void reduce_to(DType dtype, ReduceOp op, std::size_t count, const void* in, const void* acc,
+               void* out);
+
 // True if every element is finite (float types) — used to validate user weights, not payloads.
 bool is_finite(double v);
 
