@@ -213,7 +213,10 @@ class Harness {
     options.rabenseifner_allreduce_threshold_bytes = std::numeric_limits<std::size_t>::max();
     transport_allreduce_ = make_context(options);
     options.small_allreduce_threshold_bytes = std::numeric_limits<std::size_t>::max();
+    options.halving_allreduce_threshold_bytes = std::numeric_limits<std::size_t>::max();
     recursive_doubling_ = make_context(options);
+    options.halving_allreduce_threshold_bytes = 0;
+    halving_ = make_context(options);
   }
 
   ~Harness() {
@@ -223,6 +226,7 @@ class Harness {
     rabenseifner_.reset();
     transport_allreduce_.reset();
     recursive_doubling_.reset();
+    halving_.reset();
     if (raw_comm_ != MPI_COMM_NULL) MPI_Comm_free(&raw_comm_);
   }
   Harness(const Harness&) = delete;
@@ -307,6 +311,14 @@ class Harness {
                    "mpi-allreduce",
                    [this](float* x, std::size_t count, std::int64_t) {
                      recursive_doubling_->allreduce(decent::Buffer(x, count));
+                   },
+                   [this](std::int64_t) { return (size_ + 1) / 2.0; }});
+    ops.push_back({"allreduce-halving",
+                   "ctx.allreduce, average, always halving-doubling (Rabenseifner in blocking "
+                   "steps, header in-message)",
+                   "mpi-allreduce",
+                   [this](float* x, std::size_t count, std::int64_t) {
+                     halving_->allreduce(decent::Buffer(x, count));
                    },
                    [this](std::int64_t) { return (size_ + 1) / 2.0; }});
     for (bool check : {true, false}) {
@@ -496,7 +508,8 @@ class Harness {
   topo::SchedulePtr exponential_, ring_graph_;
   topo::SchedulePtr machine_graph_;
   std::shared_ptr<decent::Context> checked_, unchecked_;
-  std::shared_ptr<decent::Context> ring_, rabenseifner_, transport_allreduce_, recursive_doubling_;
+  std::shared_ptr<decent::Context> ring_, rabenseifner_, transport_allreduce_, recursive_doubling_,
+      halving_;
   std::vector<std::vector<float>> recv_;
 };
 

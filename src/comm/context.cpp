@@ -69,6 +69,8 @@ ContextOptions ContextOptions::from_env() {
   if (env("DECENT_RABENSEIFNER_ALLREDUCE_THRESHOLD"))
     o.rabenseifner_allreduce_threshold_bytes =
         static_cast<std::size_t>(env_integer("DECENT_RABENSEIFNER_ALLREDUCE_THRESHOLD", 0));
+  o.halving_allreduce_threshold_bytes = static_cast<std::size_t>(
+      env_integer("DECENT_HALVING_ALLREDUCE_THRESHOLD", o.halving_allreduce_threshold_bytes));
   return o;
 }
 

@@ -115,6 +115,8 @@ const char* allreduce_algorithm_name(AllreduceAlgorithm a) {
       return "ring";
     case AllreduceAlgorithm::kRabenseifner:
       return "rabenseifner";
+    case AllreduceAlgorithm::kHalvingDoubling:
+      return "halving-doubling";
   }
   return "unknown";
 }
@@ -705,7 +707,10 @@ AllreduceAlgorithm Engine::allreduce_algorithm(std::size_t bytes, int n) const {
   const std::size_t ring =
       options_.ring_allreduce_threshold_bytes.value_or(std::max(model_ring_threshold(n), small));
   if (bytes >= ring) return AllreduceAlgorithm::kRing;
-  if (bytes < small) return AllreduceAlgorithm::kRecursiveDoubling;
+  if (bytes < small)
+    return bytes >= options_.halving_allreduce_threshold_bytes
+               ? AllreduceAlgorithm::kHalvingDoubling
+               : AllreduceAlgorithm::kRecursiveDoubling;
   if (bytes >= options_.rabenseifner_allreduce_threshold_bytes.value_or(small))
     return AllreduceAlgorithm::kRabenseifner;
   return AllreduceAlgorithm::kTransport;
@@ -748,7 +753,8 @@ CollectiveHeader Engine::recursive_doubling(Channel& ch, const CollectiveFields&
   int step = 0;
   // One step with `peer`: send the working message (if `send`), receive one (if `use` is not
   // kNone) and fold it in.
-  auto exchange_with = [&](int peer, bool send, Use use) {
+  bool result_in_place = false;  // the caller's buffer already holds the result
+  auto exchange_with = [&](int peer, bool send, Use use, bool final_step = false) {
     const bool receive = use != Use::kNone;
     if (send) {
       if (checked) std::memcpy(work, &summary, header_bytes);
@@ -794,10 +800,15 @@ CollectiveHeader Engine::recursive_doubling(Channel& ch, const CollectiveFields&
       if (!readable || got != message_bytes) summary.lost = 1;
       if (!summary.agree()) return;  // never combine data the ranks disagree on
     }
-    if (use == Use::kReduce)
-      reduce_into(data.dtype, op, data.count, incoming + header_bytes, work + header_bytes);
+    // This rank's last receive completes its summary; when nothing is sent after it, the
+    // result goes straight into the caller's buffer (checked, it was untouched until now).
+    std::uint8_t* into =
+        final_step && checked ? static_cast<std::uint8_t*>(data.data) : work + header_bytes;
+    if (use == Use::kReduce && data.count)
+      reduce_to(data.dtype, op, data.count, incoming + header_bytes, work + header_bytes, into);
     else if (payload_bytes)
-      std::memcpy(work + header_bytes, incoming + header_bytes, payload_bytes);
+      std::memcpy(into, incoming + header_bytes, payload_bytes);
+    if (final_step && checked) result_in_place = true;
   };
 
   int virtual_rank = -1;
@@ -814,17 +825,175 @@ CollectiveHeader Engine::recursive_doubling(Channel& ch, const CollectiveFields&
   if (virtual_rank >= 0) {
     for (int mask = 1; mask < p; mask <<= 1) {
       const int v = virtual_rank ^ mask;
-      exchange_with(v < rem ? 2 * v + 1 : v + rem, true, Use::kReduce);
+      // A rank outside the fold sends nothing after its last hypercube step.
+      exchange_with(v < rem ? 2 * v + 1 : v + rem, true, Use::kReduce,
+                    2 * mask >= p && r >= 2 * rem);
     }
   }
   if (r < 2 * rem) {
     if (r % 2 == 0)
-      exchange_with(r + 1, false, Use::kReplace);
+      exchange_with(r + 1, false, Use::kReplace, true);
     else
       exchange_with(r - 1, true, Use::kNone);
   }
-  if (checked && payload_bytes && summary.agree())
+  if (checked && payload_bytes && summary.agree() && !result_in_place)
     std::memcpy(data.data, work + header_bytes, payload_bytes);
+  return summary;
+}
+
+// Rabenseifner's algorithm for small and middle buffers, every step one blocking exchange:
+// the same fold, recursive-halving reduce-scatter and recursive-doubling allgather as
+// rabenseifner_allreduce (see there), without its segments and pipelining. Checked, each fold
+// and reduce-scatter message is [CollectiveHeader][elements], exchanged with the partners, in
+// the order and with the tag of recursive doubling, so the checks of both (and a rank in a
+// barrier) pair up; after the reduce-scatter every rank's summary covers all ranks and the
+// unfold message hands it on. Every rank takes the fold, reduce-scatter and unfold steps
+// whatever it receives; a message of the wrong size or content is never combined. The
+// allgather runs only when the summary agrees (then on every rank), header-free, straight
+// between the caller's buffers. Until the last reduce-scatter step the sums go to a scratch
+// buffer; that step completes the summary and writes its sums into the caller's buffer, so a
+// failed allreduce leaves the buffer untouched. Unchecked, everything happens in place and
+// nothing is copied. Divides by n itself for an average. Returns the summary.
+CollectiveHeader Engine::halving_doubling(Channel& ch, const CollectiveFields& fields, Buffer inout,
+                                          ReduceOp op, bool checked) {
+  CollectiveHeader summary = checked ? CollectiveHeader(fields) : CollectiveHeader();
+  const int n = ch.size(), r = ch.rank();
+  if (n == 1) return summary;
+  comm::Transport& t = *ch.transport;
+  const std::size_t header_bytes = checked ? sizeof(CollectiveHeader) : 0;
+  const std::size_t count = inout.count, esize = dtype_size(inout.dtype);
+  const std::size_t bytes = inout.bytes();
+  auto* base = static_cast<std::uint8_t*>(inout.data);
+  const ReduceOp reduce_op = op == ReduceOp::kAverage ? ReduceOp::kSum : op;
+  const int p = power_of_two_below(n), rem = n - p;
+  // The higher slots first, so that scratch_ grows once.
+  std::uint8_t* work = checked ? scratch(2, std::max<std::size_t>(bytes, 1)).data() : base;
+  std::uint8_t* staging =
+      checked ? scratch(1, std::max<std::size_t>(header_bytes + bytes, 1)).data() : nullptr;
+  std::uint8_t* incoming = scratch(0, std::max<std::size_t>(header_bytes + bytes, 1)).data();
+  const auto limit = deadline();
+  int step = 0;
+
+  // One step: sends the elements `out` of `from` to `dst` and receives `in.count` elements from
+  // `src` (either rank -1: no message), both preceded by the header when `with_header` and
+  // checked. A received header is merged into the summary; the elements land in `incoming`
+  // after it, or at `direct` for a header-free message. Returns whether the received elements
+  // may be used: they have the expected size and (checked) the merged summary agrees.
+  auto step_with = [&](int dst, const std::uint8_t* from, Span out, int src, Span in,
+                       bool with_header, std::uint8_t* direct) {
+    const std::size_t header = with_header ? header_bytes : 0;
+    const void* send_data = nullptr;
+    std::size_t send_bytes = 0;
+    if (dst >= 0) {
+      send_bytes = header + out.count * esize;
+      send_data = from + out.begin * esize;
+      if (header) {
+        std::memcpy(staging, &summary, header);
+        if (out.count) std::memcpy(staging + header, from + out.begin * esize, out.count * esize);
+        send_data = staging;
+      }
+      bytes_sent_ += send_bytes;
+      ++messages_sent_;
+    }
+    const std::size_t expected = src >= 0 ? header + in.count * esize : 0;
+    void* target = header || direct == nullptr ? incoming : direct + in.begin * esize;
+    const comm::ExchangeStatus status =
+        t.exchange(send_data, send_bytes, dst, target, expected, src, kCollectiveTag, limit);
+    if (status.state != comm::ExchangeStatus::State::kDone) {
+      const bool receiving = status.state == comm::ExchangeStatus::State::kReceiveTimedOut;
+      throw TimeoutError(
+          fmt::format("rank {}: {} timed out after {} ms; still waiting for {} rank {} (step {})",
+                      rank_, collective_name(fields), options_.timeout.count(),
+                      receiving ? "a message from" : "the send to", receiving ? src : dst, step));
+    }
+    ++step;
+    if (src < 0) return true;
+    const bool readable = !status.too_large;
+    const std::size_t got = status.received_bytes;
+    bytes_received_ += readable ? got : 0;
+    if (!checked) {
+      if (!readable || got != expected)
+        throw MismatchError(fmt::format(
+            "rank {}: {}: rank {} sent {} bytes at step {}, this rank expects {} (the ranks "
+            "disagree on the element count or dtype)",
+            rank_, collective_name(fields), src,
+            readable ? fmt::format("{}", got) : std::string("more than that"), step - 1, expected));
+      return true;
+    }
+    if (header && readable && got >= header) {
+      CollectiveHeader theirs;
+      std::memcpy(&theirs, incoming, header);
+      if (theirs.magic == CollectiveHeader{}.magic)
+        summary.merge(theirs);
+      else
+        summary.lost = 1;
+    }
+    if (!readable || got != expected) summary.lost = 1;
+    return summary.agree();
+  };
+
+  auto blocks = [&](int lo, int hi) {  // elements of blocks [lo, hi)
+    const std::size_t b = ring_chunk(count, p, lo).begin;
+    return Span{b, ring_chunk(count, p, hi).begin - b};
+  };
+  auto real_rank = [&](int v) { return v < rem ? 2 * v + 1 : v + rem; };
+  const Span whole{0, count}, none{0, 0};
+  // Whether this rank's partial sums live in `work` (after the fold) or still in `base`.
+  bool in_work = false;
+
+  int v = -1;
+  if (r < 2 * rem) {
+    if (r % 2 == 0) {
+      step_with(r + 1, base, whole, -1, none, true, nullptr);
+    } else {
+      if (step_with(-1, nullptr, none, r - 1, whole, true, nullptr) && count)
+        reduce_to(inout.dtype, reduce_op, count, incoming + header_bytes, base, work);
+      in_work = true;
+      v = r / 2;
+    }
+  } else {
+    v = r - rem;
+  }
+  if (v >= 0) {
+    int lo = 0, size = p;  // the blocks [lo, lo + size) this rank is responsible for
+    for (int mask = 1; mask < p; mask *= 2) {
+      const int peer = real_rank(v ^ mask);
+      const int half = size / 2, mid = lo + half;
+      const bool upper = (v & mask) != 0;
+      const Span keep = upper ? blocks(mid, mid + half) : blocks(lo, mid);
+      const Span give = upper ? blocks(lo, mid) : blocks(mid, mid + half);
+      const std::uint8_t* from = in_work ? work : base;
+      // The last step completes the summary: its sums go to the caller's buffer.
+      std::uint8_t* into = 2 * mask >= p ? base : work;
+      if (step_with(peer, from, give, peer, keep, true, nullptr) && keep.count)
+        reduce_to(inout.dtype, reduce_op, keep.count, incoming + header_bytes,
+                  from + keep.begin * esize, into + keep.begin * esize);
+      in_work = true;
+      if (upper) lo = mid;
+      size = half;
+    }
+    if (summary.agree()) {
+      const Span mine = blocks(lo, lo + 1);
+      if (op == ReduceOp::kAverage && mine.count)
+        scale(inout.dtype, mine.count, 1.0 / n, base + mine.begin * esize);
+      for (int mask = p / 2; mask >= 1; mask /= 2) {
+        const int other = lo ^ size;  // lo is a multiple of size: the partner's blocks
+        const int peer = real_rank(v ^ mask);
+        step_with(peer, base, blocks(lo, lo + size), peer, blocks(other, other + size), false,
+                  base);
+        lo = std::min(lo, other);
+        size *= 2;
+      }
+    }
+  }
+  if (r < 2 * rem) {
+    if (r % 2 == 0) {
+      if (step_with(-1, nullptr, none, r + 1, whole, true, base) && checked && bytes)
+        std::memcpy(base, incoming + header_bytes, bytes);
+    } else {
+      step_with(r - 1, base, whole, -1, none, true, nullptr);
+    }
+  }
   return summary;
 }
 
@@ -879,7 +1048,8 @@ void Engine::run_allreduce(Channel& ch, Buffer inout, ReduceOp op) {
   // Recursive doubling checks inside its own messages; the other algorithms (and a call that
   // will be refused, which must still agree with the other ranks first) check beforehand.
   if ((algorithm != AllreduceAlgorithm::kRecursiveDoubling &&
-       algorithm != AllreduceAlgorithm::kRabenseifner) ||
+       algorithm != AllreduceAlgorithm::kRabenseifner &&
+       algorithm != AllreduceAlgorithm::kHalvingDoubling) ||
       invalid)
     check_collective(ch, fields);
   if (invalid)
@@ -891,6 +1061,13 @@ void Engine::run_allreduce(Channel& ch, Buffer inout, ReduceOp op) {
       case AllreduceAlgorithm::kRecursiveDoubling: {
         const bool checked = options_.check_consistency;
         const CollectiveHeader summary = recursive_doubling(ch, fields, inout, reduce_op, checked);
+        if (checked && !summary.agree()) report_mismatch(ch, fields, collective_name(fields));
+        break;
+      }
+      case AllreduceAlgorithm::kHalvingDoubling: {
+        // Checks inside its own steps; divides by n itself, once per block.
+        const bool checked = options_.check_consistency;
+        const CollectiveHeader summary = halving_doubling(ch, fields, inout, op, checked);
         if (checked && !summary.agree()) report_mismatch(ch, fields, collective_name(fields));
         break;
       }
@@ -920,7 +1097,8 @@ void Engine::run_allreduce(Channel& ch, Buffer inout, ReduceOp op) {
       }
     }
     if (op == ReduceOp::kAverage && algorithm != AllreduceAlgorithm::kRing &&
-        algorithm != AllreduceAlgorithm::kRabenseifner)
+        algorithm != AllreduceAlgorithm::kRabenseifner &&
+        algorithm != AllreduceAlgorithm::kHalvingDoubling)
       scale(inout.dtype, inout.count, 1.0 / n, inout.data);
   }
   if (timeline_.enabled())

@@ -63,6 +63,7 @@ enum class AllreduceAlgorithm : std::uint8_t {
   kRing = 2,               // large buffers: reduce-scatter + allgather around the ring
   kRabenseifner = 3,       // middle sizes: recursive-halving reduce-scatter + recursive-doubling
                            // allgather
+  kHalvingDoubling = 4,    // small sizes: the same in single blocking steps, header in-message
 };
 const char* allreduce_algorithm_name(AllreduceAlgorithm a);
 
@@ -215,6 +216,11 @@ class Engine {
   // Error messages name the operation from `fields` (formatted only when raised).
   CollectiveHeader recursive_doubling(Channel& ch, const CollectiveFields& fields, Buffer data,
                                       ReduceOp op, bool checked);
+  // Rabenseifner's algorithm with every step one blocking exchange and the header inside the
+  // fold and reduce-scatter messages (see engine.cpp). Divides by n for an average. Returns the
+  // merged header (empty unchecked); on disagreement the buffer is left untouched.
+  CollectiveHeader halving_doubling(Channel& ch, const CollectiveFields& fields, Buffer inout,
+                                    ReduceOp op, bool checked);
   // Consistency check of a collective: one recursive-doubling exchange of headers only (no-op
   // when checks are off or with one rank). Throws MismatchError on every rank on disagreement.
   void check_collective(Channel& ch, const CollectiveFields& fields);

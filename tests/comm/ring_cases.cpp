@@ -221,6 +221,34 @@ Volume rabenseifner_volume(std::size_t count, int n, int r) {
   return vol;
 }
 
+// Halving-doubling takes Rabenseifner's steps (same spans: rabenseifner_volume), one message per
+// step even when its span is empty, with the header in the fold, reduce-scatter and unfold
+// messages. Messages rank r sends, and how many of them (and of those it receives) carry a
+// header.
+struct HalvingMessages {
+  std::uint64_t sent = 0, headers_sent = 0, headers_received = 0;
+};
+HalvingMessages halving_messages(int n, int r) {
+  HalvingMessages m;
+  if (n == 1) return m;
+  int p = 1;
+  std::uint64_t steps = 0;
+  while (p * 2 <= n) {
+    p *= 2;
+    ++steps;
+  }
+  const int rem = n - p;
+  if (r < 2 * rem && r % 2 == 0) return {1, 1, 1};  // fold out, result back
+  m.sent = 2 * steps;                               // reduce-scatter + allgather
+  m.headers_sent = m.headers_received = steps;      // the reduce-scatter's
+  if (r < 2 * rem) {                                // fold in, unfold out
+    m.sent += 1;
+    m.headers_sent += 1;
+    m.headers_received += 1;
+  }
+  return m;
+}
+
 // Runs `call` (which must fail on every rank because the ranks disagree) and checks the
 // MismatchError names this rank, the operation, and every fragment of `fragments`.
 template <typename Fn>
@@ -481,7 +509,8 @@ std::vector<CommCase> make_cases() {
 
   // ---- recursive doubling (small allreduces): exact, checked in its own messages ----
 
-  auto rd_default = [](ContextOptions&) {};  // 128 KiB small threshold: every buffer here
+  auto rd_default = [](ContextOptions&) {
+  };  // below the 64 KiB halving threshold: every buffer here
   add(
       "RecursiveDoublingFloat32EveryOp", [](Context& c) { check_every_op<float>(c, true); },
       rd_default);
@@ -535,6 +564,76 @@ std::vector<CommCase> make_cases() {
         o.small_allreduce_threshold_bytes = 1024;
         o.ring_allreduce_threshold_bytes = std::numeric_limits<std::size_t>::max();
       });
+
+  // ---- halving-doubling (small and middle allreduces): exact, checked in its own messages ----
+
+  auto halving_always = [](ContextOptions& o) {
+    o.halving_allreduce_threshold_bytes = 0;
+    o.small_allreduce_threshold_bytes = std::numeric_limits<std::size_t>::max();
+    o.ring_allreduce_threshold_bytes = std::numeric_limits<std::size_t>::max();
+  };
+  add(
+      "HalvingDoublingFloat32EveryOp", [](Context& c) { check_every_op<float>(c, true); },
+      halving_always);
+  add(
+      "HalvingDoublingFloat64EveryOp", [](Context& c) { check_every_op<double>(c, true); },
+      halving_always);
+  add(
+      "HalvingDoublingFloat16EveryOp", [](Context& c) { check_every_op<Eigen::half>(c, true); },
+      halving_always);
+  add(
+      "HalvingDoublingBFloat16EveryOp",
+      [](Context& c) { check_every_op<Eigen::bfloat16>(c, true); }, halving_always);
+  add(
+      "HalvingDoublingIntegersEveryOp",
+      [](Context& c) {
+        check_every_op<std::int32_t>(c, false);
+        check_every_op<std::int64_t>(c, false);
+        check_every_op<std::uint8_t>(c, false);
+      },
+      halving_always);
+  // Messages and bytes in closed form, checked (headers in the fold, reduce-scatter and unfold
+  // messages) and unchecked (payloads only), at counts with empty blocks and uneven blocks.
+  for (bool checked : {true, false}) {
+    add(
+        checked ? "HalvingDoublingTraffic" : "HalvingDoublingTrafficWithoutChecks",
+        [checked](Context& c) {
+          const int n = c.size(), r = c.rank();
+          const std::size_t header = checked ? kCheckHeaderBytes : 0;
+          for (std::size_t count :
+               {std::size_t{1}, static_cast<std::size_t>(n) + 1, std::size_t{1000}}) {
+            const CommStats before = c.stats();
+            check_allreduce<float>(c, count, ReduceOp::kAverage);
+            const CommStats after = c.stats();
+            const Volume vol = rabenseifner_volume(count, n, r);
+            const HalvingMessages m = halving_messages(n, r);
+            const std::string who = "rank " + std::to_string(r) + ", " + std::to_string(count);
+            EXPECT_EQ(after.messages_sent - before.messages_sent, m.sent) << who;
+            EXPECT_EQ(after.bytes_sent - before.bytes_sent,
+                      m.headers_sent * header + vol.sent * sizeof(float))
+                << who;
+            EXPECT_EQ(after.bytes_received - before.bytes_received,
+                      m.headers_received * header + vol.received * sizeof(float))
+                << who;
+          }
+        },
+        [checked, halving_always](ContextOptions& o) {
+          halving_always(o);
+          o.check_consistency = checked;
+        });
+  }
+  // The default thresholds: recursive doubling below 64 KiB, halving-doubling to 256 KiB,
+  // then Rabenseifner (or the ring), each exact on both sides of the edges.
+  add(
+      "AllreduceAroundTheDefaultThresholds",
+      [](Context& c) {
+        for (std::size_t count : {std::size_t{16383}, std::size_t{16384}, std::size_t{16385},
+                                  std::size_t{65535}, std::size_t{65536}, std::size_t{65537}}) {
+          check_allreduce<float>(c, count, ReduceOp::kAverage);
+          check_allreduce<float>(c, count, ReduceOp::kMax);
+        }
+      },
+      [](ContextOptions&) {});
 
   // Mismatches on the recursive-doubling path: every rank raises the same kind of error naming
   // every rank's values, within the (short) timeout, and no buffer is touched.
@@ -607,6 +706,51 @@ std::vector<CommCase> make_cases() {
                     c.rank() == 0 ? "barrier #0" : "allreduce #0",
                     {"rank 0: barrier #0", "rank 1: allreduce #0 count=16"});
   });
+  mismatch_case(
+      "HalvingDoublingCountMismatchOnEveryRank",
+      [](Context& c) {
+        const int bad = c.size() - 1;
+        std::vector<float> x = inputs<float>(c.rank(), c.rank() == bad ? 2000 : 2001);
+        const std::vector<float> original = x;
+        expect_mismatch(c, [&] { c.allreduce(x, ReduceOp::kSum); }, "allreduce #0",
+                        {"rank " + std::to_string(bad) + ": allreduce #0 count=2000",
+                         "rank 0: allreduce #0 count=2001", "algorithm=halving-doubling"});
+        EXPECT_EQ(x, original) << "the buffer changed although the allreduce failed";
+      },
+      [halving_always](ContextOptions& o) {
+        halving_always(o);
+        o.timeout = std::chrono::milliseconds(3000);
+      });
+  // Recursive doubling on rank 0 (just below the 64 KiB default threshold), halving-doubling on
+  // the others: headers, patterns and sizes differ, and every rank reports it.
+  mismatch_case("HalvingDoublingAgainstRecursiveDoublingOnEveryRank", [](Context& c) {
+    std::vector<float> x = inputs<float>(c.rank(), c.rank() == 0 ? 16383 : 16384);
+    const std::vector<float> original = x;
+    expect_mismatch(c, [&] { c.allreduce(x, ReduceOp::kAverage); }, "allreduce #0",
+                    {"rank 0: allreduce #0 count=16383 dtype=float32 op=average "
+                     "algorithm=recursive-doubling",
+                     "rank 1: allreduce #0 count=16384 dtype=float32 op=average "
+                     "algorithm=halving-doubling"});
+    EXPECT_EQ(x, original) << "the buffer changed although the allreduce failed";
+  });
+  mismatch_case(
+      "HalvingDoublingAgainstBarrierOnEveryRank",
+      [](Context& c) {
+        std::vector<float> x = inputs<float>(c.rank(), 3000);
+        expect_mismatch(c,
+                        [&] {
+                          if (c.rank() == 0)
+                            c.barrier();
+                          else
+                            c.allreduce(x, ReduceOp::kSum);
+                        },
+                        c.rank() == 0 ? "barrier #0" : "allreduce #0",
+                        {"rank 0: barrier #0", "rank 1: allreduce #0 count=3000"});
+      },
+      [halving_always](ContextOptions& o) {
+        halving_always(o);
+        o.timeout = std::chrono::milliseconds(3000);
+      });
   // Broadcast and the transport/ring allreduces check with header-only recursive doubling.
   mismatch_case("BroadcastRootMismatchOnEveryRank", [](Context& c) {
     std::vector<double> x(5, c.rank());

@@ -63,7 +63,7 @@ struct ContextOptions {
   // one exchange per round and no separate check. Between the two thresholds the transport's
   // allreduce (MPI_Iallreduce) or Rabenseifner's algorithm runs. Every rank must use the same
   // value.
-  std::size_t small_allreduce_threshold_bytes = std::size_t{128} << 10;
+  std::size_t small_allreduce_threshold_bytes = std::size_t{256} << 10;
   // Allreduces of at least this many bytes that neither the ring nor recursive doubling takes run
   // as Rabenseifner's algorithm over point-to-point messages: reduce-scatter by recursive
   // halving, then allgather by recursive doubling; 2 log2(n) rounds (two more when n is not a
@@ -72,10 +72,18 @@ struct ContextOptions {
   // allreduce is not used; SIZE_MAX gives the middle range back to it. Every rank must use the
   // same value.
   std::optional<std::size_t> rabenseifner_allreduce_threshold_bytes;
+  // Allreduces below small_allreduce_threshold_bytes of at least this many bytes run as
+  // halving-doubling: Rabenseifner's algorithm in single blocking steps, with the consistency
+  // header inside the reduce-scatter messages (2 log2(n) rounds, 2(n-1)/n of the buffer sent
+  // per rank) instead of recursive doubling (log2(n) rounds of the whole buffer). SIZE_MAX:
+  // never. Every rank must use the same value. The defaults (64 KiB here, 256 KiB for the small
+  // threshold) are where each algorithm was fastest on shared memory (docs/benchmarks.md).
+  std::size_t halving_allreduce_threshold_bytes = std::size_t{64} << 10;
 
   // Defaults overridden by DECENT_TIMEOUT_MS, DECENT_FUSION_THRESHOLD, DECENT_TIMELINE,
   // DECENT_RANKS_PER_MACHINE, DECENT_CHECK_CONSISTENCY (0/1), DECENT_RING_ALLREDUCE_THRESHOLD,
-  // DECENT_SMALL_ALLREDUCE_THRESHOLD and DECENT_RABENSEIFNER_ALLREDUCE_THRESHOLD.
+  // DECENT_SMALL_ALLREDUCE_THRESHOLD, DECENT_RABENSEIFNER_ALLREDUCE_THRESHOLD and
+  // DECENT_HALVING_ALLREDUCE_THRESHOLD.
   static ContextOptions from_env();
 };
 
