@@ -10,6 +10,7 @@ COLUMNS = [  # (operation, header)
     ("mpi-allreduce", "MPI_Allreduce"),
     ("allreduce", "allreduce"),
     ("allreduce-rd", "recursive doubling"),
+    ("allreduce-halving", "halving-doubling"),
     ("allreduce-rabenseifner", "Rabenseifner"),
     ("allreduce-ring", "ring allreduce"),
     ("allreduce-transport", "MPI_Iallreduce path"),
