@@ -1412,8 +1412,8 @@ CollectiveHeader Engine::rabenseifner_allreduce(Channel& ch, Buffer inout, Reduc
   };
   auto real_rank = [&](int v) { return v < rem ? 2 * v + 1 : v + rem; };
   const Span whole{0, count}, none{0, 0};
-  // Where the data this rank reduces lives: `work` once copied there (everything after the
-  // fold, the kept half after the first halving step), else the caller's buffer.
+  // Whether the fold put this rank's partial sums in `work` (else they start in the caller's
+  // buffer, and the first halving step writes them to `work`).
   bool whole_in_work = false;
 
   int v = -1;
