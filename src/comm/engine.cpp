@@ -73,6 +73,33 @@ int power_of_two_below(int n) {
   return p;
 }
 
+// Rabenseifner's layout (rabenseifner_allreduce, halving_doubling): the elements of blocks
+// [lo, hi) when `count` elements are cut into p blocks, and the rank of virtual rank v after the
+// fold of rem = n - p ranks.
+Span block_range(std::size_t count, int p, int lo, int hi) {
+  const std::size_t b = ring_chunk(count, p, lo).begin;
+  return Span{b, ring_chunk(count, p, hi).begin - b};
+}
+int unfolded_rank(int v, int rem) {
+  return v < rem ? 2 * v + 1 : v + rem;
+}
+
+// Folds a received collective message into `summary`: merges the header at its front (if
+// `header_bytes` > 0) and marks the summary lost when the message was refused (too large), had
+// another size than `expected` or no valid header.
+void merge_received(CollectiveHeader& summary, const std::uint8_t* message, bool readable,
+                    std::size_t got, std::size_t expected, std::size_t header_bytes) {
+  if (header_bytes && readable && got >= header_bytes) {
+    CollectiveHeader theirs;
+    std::memcpy(&theirs, message, header_bytes);
+    if (theirs.magic == CollectiveHeader{}.magic)
+      summary.merge(theirs);
+    else
+      summary.lost = 1;
+  }
+  if (!readable || got != expected) summary.lost = 1;
+}
+
 std::string describe_error(const std::exception_ptr& e) {
   try {
     std::rethrow_exception(e);
@@ -789,15 +816,7 @@ CollectiveHeader Engine::recursive_doubling(Channel& ch, const CollectiveFields&
     ++step;
     if (!receive) return;
     if (checked) {
-      if (readable && got >= header_bytes) {
-        CollectiveHeader theirs;
-        std::memcpy(&theirs, incoming, header_bytes);
-        if (theirs.magic == CollectiveHeader{}.magic)
-          summary.merge(theirs);
-        else
-          summary.lost = 1;
-      }
-      if (!readable || got != message_bytes) summary.lost = 1;
+      merge_received(summary, incoming, readable, got, message_bytes, header_bytes);
       if (!summary.agree()) return;  // never combine data the ranks disagree on
     }
     // This rank's last receive completes its summary; when nothing is sent after it, the
@@ -920,23 +939,12 @@ CollectiveHeader Engine::halving_doubling(Channel& ch, const CollectiveFields& f
             readable ? fmt::format("{}", got) : std::string("more than that"), step - 1, expected));
       return true;
     }
-    if (header && readable && got >= header) {
-      CollectiveHeader theirs;
-      std::memcpy(&theirs, incoming, header);
-      if (theirs.magic == CollectiveHeader{}.magic)
-        summary.merge(theirs);
-      else
-        summary.lost = 1;
-    }
-    if (!readable || got != expected) summary.lost = 1;
+    merge_received(summary, incoming, readable, got, expected, header);
     return summary.agree();
   };
 
-  auto blocks = [&](int lo, int hi) {  // elements of blocks [lo, hi)
-    const std::size_t b = ring_chunk(count, p, lo).begin;
-    return Span{b, ring_chunk(count, p, hi).begin - b};
-  };
-  auto real_rank = [&](int v) { return v < rem ? 2 * v + 1 : v + rem; };
+  auto blocks = [&](int lo, int hi) { return block_range(count, p, lo, hi); };
+  auto real_rank = [&](int v) { return unfolded_rank(v, rem); };
   const Span whole{0, count}, none{0, 0};
   // Whether this rank's partial sums live in `work` (after the fold) or still in `base`.
   bool in_work = false;
@@ -1406,11 +1414,8 @@ CollectiveHeader Engine::rabenseifner_allreduce(Channel& ch, Buffer inout, Reduc
     }
   };
 
-  auto blocks = [&](int lo, int hi) {  // elements of blocks [lo, hi)
-    const std::size_t b = ring_chunk(count, p, lo).begin;
-    return Span{b, ring_chunk(count, p, hi).begin - b};
-  };
-  auto real_rank = [&](int v) { return v < rem ? 2 * v + 1 : v + rem; };
+  auto blocks = [&](int lo, int hi) { return block_range(count, p, lo, hi); };
+  auto real_rank = [&](int v) { return unfolded_rank(v, rem); };
   const Span whole{0, count}, none{0, 0};
   // Whether the fold put this rank's partial sums in `work` (else they start in the caller's
   // buffer, and the first halving step writes them to `work`).
