@@ -46,6 +46,7 @@ if(DECENT_WITH_TORCH AND TARGET decent_torch)
   add_executable(convex_torch_tests ${CMAKE_CURRENT_LIST_DIR}/convex/torch_bias_corrected_test.cpp)
   target_link_libraries(convex_torch_tests PRIVATE decent_torch decent_convex GTest::gtest_main)
   target_compile_options(convex_torch_tests PRIVATE ${DECENT_WARNINGS})
+  decent_use_torch_pch(convex_torch_tests)
   add_test(NAME convex_torch_optimizers COMMAND convex_torch_tests)
   set_tests_properties(convex_torch_optimizers PROPERTIES LABELS "convex;torch" TIMEOUT 120
                        FAIL_REGULAR_EXPRESSION "Running 0 tests")

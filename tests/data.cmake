@@ -13,6 +13,8 @@ if(TARGET decent_data)
       ${PROJECT_SOURCE_DIR}/src/torch/data_loader.cpp
       ${PROJECT_SOURCE_DIR}/src/torch/models.cpp)
     target_link_libraries(data_tests PRIVATE ${TORCH_LIBRARIES})
+    decent_use_torch_pch(data_tests SKIP ${CMAKE_CURRENT_SOURCE_DIR}/data/dataset_test.cpp
+                                         ${CMAKE_CURRENT_SOURCE_DIR}/data/partition_test.cpp)
   endif()
   # A few ctest entries rather than one per test: every process start loads LibTorch
   # (about 1 s of CPU), which would dominate the run time of these fast tests.

@@ -6,6 +6,7 @@ if(DECENT_WITH_TORCH AND TARGET decent_torch)
     ${CMAKE_CURRENT_SOURCE_DIR}/optim/reference.cpp)
   target_link_libraries(optim_tests PRIVATE decent_torch decent_topology GTest::gtest)
   target_compile_options(optim_tests PRIVATE ${DECENT_WARNINGS})
+  decent_use_torch_pch(optim_tests SKIP ${CMAKE_CURRENT_SOURCE_DIR}/optim/reference.cpp)
   # A few ctest entries rather than one per test: each process start loads LibTorch.
   set(_optim_groups
       "formula:Algorithms/MatchesFormula.*:Formula.*:Equivalence.*"

@@ -5,6 +5,7 @@ if(DECENT_WITH_TORCH AND TARGET decent_torch)
     ${CMAKE_CURRENT_SOURCE_DIR}/optim_compressed/compressed_test.cpp)
   target_link_libraries(optim_compressed_tests PRIVATE decent_torch decent_topology GTest::gtest)
   target_compile_options(optim_compressed_tests PRIVATE ${DECENT_WARNINGS})
+  decent_use_torch_pch(optim_compressed_tests)
   # One process per group: each start loads LibTorch.
   set(_optim_compressed_groups
       "formula:Algorithms/ReducesToUncompressed.*:Algorithms/MatchesStackedFormula.*"

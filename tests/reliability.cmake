@@ -35,6 +35,7 @@ if(TARGET decent_torch)
                  ${CMAKE_CURRENT_SOURCE_DIR}/reliability/tensor_errors_test.cpp)
   target_link_libraries(reliability_tensor_tests PRIVATE decent_torch GTest::gtest_main)
   target_compile_options(reliability_tensor_tests PRIVATE ${DECENT_WARNINGS})
+  decent_use_torch_pch(reliability_tensor_tests)
   add_test(NAME reliability.tensors COMMAND reliability_tensor_tests)
   set_tests_properties(reliability.tensors PROPERTIES LABELS "reliability;torch" TIMEOUT 120
                        FAIL_REGULAR_EXPRESSION "Running 0 tests")

@@ -7,6 +7,7 @@ if(TARGET decent-train)
   target_link_libraries(train_unit_tests PRIVATE decent_train_core GTest::gtest_main)
   target_compile_definitions(train_unit_tests PRIVATE DECENT_TRAIN_TEST_DIR="${_train_test_dir}")
   target_compile_options(train_unit_tests PRIVATE ${DECENT_WARNINGS})
+  decent_use_torch_pch(train_unit_tests)
   # One process for all of them: each start loads LibTorch (about a second).
   add_test(NAME train.unit COMMAND train_unit_tests)
   set_tests_properties(train.unit PROPERTIES TIMEOUT 120)

@@ -12,8 +12,11 @@ if(TARGET decent_torch AND TARGET decent_data)
                                                  nlohmann_json::nlohmann_json fmt::fmt
                                           PRIVATE CLI11::CLI11)
   target_compile_options(decent_train_core PRIVATE ${DECENT_WARNINGS})
+  decent_use_torch_pch(decent_train_core SKIP ${CMAKE_CURRENT_LIST_DIR}/train_options.cpp
+                                               ${CMAKE_CURRENT_LIST_DIR}/train_metrics.cpp)
 
   add_executable(decent-train ${CMAKE_CURRENT_LIST_DIR}/decent_train.cpp)
   target_link_libraries(decent-train PRIVATE decent_train_core)
   target_compile_options(decent-train PRIVATE ${DECENT_WARNINGS})
+  decent_use_torch_pch(decent-train)
 endif()

@@ -3,6 +3,7 @@
 #include "test_util.h"
 
 #include <cmath>
+#include <random>
 
 namespace decent::topology {
 namespace {
@@ -55,11 +56,35 @@ TEST(Spectral, HypercubeAndTorusClosedForms) {
 
 TEST(Spectral, RhoOfMatrixChecksShape) {
   EXPECT_THROW(rho(Eigen::MatrixXd(2, 3)), std::invalid_argument);
-  // A non-symmetric, non-normal matrix goes through the SVD: a 2-node "leader" graph where
+  // A non-symmetric, non-normal matrix: a 2-node "leader" graph where
   // node 1 copies node 0. W - J = [[1/2, -1/2], [1/2, -1/2]] has singular value 1.
   Eigen::MatrixXd w(2, 2);
   w << 1, 0, 1, 0;
   EXPECT_NEAR(rho(w), 1.0, 1e-12);
+}
+
+TEST(Spectral, NonSymmetricRhoIsTheLargestSingularValue) {
+  // Row-stochastic random matrices (non-symmetric, non-normal) against power iteration on
+  // D^T D, D = W - 11^T/n: its limit is sigma_max(D)^2.
+  std::mt19937 gen(7);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  for (int n : {3, 10, 37}) {
+    Eigen::MatrixXd w(n, n);
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < n; ++j) w(i, j) = unit(gen);
+    for (int i = 0; i < n; ++i) w.row(i) /= w.row(i).sum();
+    const Eigen::MatrixXd d = w - Eigen::MatrixXd::Constant(n, n, 1.0 / n);
+    const Eigen::MatrixXd gram = d.transpose() * d;
+    Eigen::VectorXd x = Eigen::VectorXd::Ones(n) + Eigen::VectorXd::LinSpaced(n, 0.0, 1.0);
+    double lambda = 0;
+    for (int k = 0; k < 5000; ++k) {
+      const Eigen::VectorXd y = gram * x;
+      lambda = y.norm() / x.norm();
+      x = y / y.norm();
+    }
+    ASSERT_FALSE(w.isApprox(w.transpose(), 1e-3));
+    EXPECT_NEAR(rho(w), std::sqrt(lambda), 1e-12 * std::sqrt(lambda)) << "n=" << n;
+  }
 }
 
 TEST(Analysis, Flags) {

@@ -14,8 +14,8 @@
 
 namespace decent::topology {
 
-// Largest singular value of W - 11^T/n (Eigen BDCSVD; the symmetric eigensolver when W is
-// symmetric, where singular values are absolute eigenvalues).
+// Largest singular value of W - 11^T/n, from Eigen's symmetric eigensolver: of W - 11^T/n when
+// W is symmetric (singular values are then absolute eigenvalues), else of its Gram matrix.
 double rho(const Eigen::MatrixXd& w);
 double rho(const Graph& graph);
 // 1 - rho.
@@ -34,7 +34,7 @@ int max_in_degree(const Graph& graph);
 int max_out_degree(const Graph& graph);
 
 struct AnalysisOptions {
-  // Compute rho (dense SVD, O(n^3)); tools switch it off for very large n.
+  // Compute rho (dense eigensolver, O(n^3)); tools switch it off for very large n.
   bool spectral = true;
   // Compute the diameter (BFS from every node, O(n * edges)).
   bool diameter = true;
