@@ -260,6 +260,25 @@ Engine::Engine(std::unique_ptr<comm::Transport> transport, const ContextOptions&
     local_size_ = count[machine_rank_];
   }
 
+  // The largest message any rank sends with kCollectiveTag: recursive doubling and
+  // halving-doubling run below the small-allreduce threshold (header + payload); checks,
+  // barriers and Rabenseifner's headers are one header. The maximum over the ranks (whose
+  // thresholds should agree, but a misconfigured rank must not overrun a receive) bounds every
+  // message of that tag, so receives into a buffer of that size can be posted early. Above
+  // kMaxCollectiveRoom the buffer would cost more memory than the early receive saves time.
+  constexpr std::size_t kMaxCollectiveRoom = (std::size_t{1} << 20) + sizeof(CollectiveHeader);
+  std::int64_t room = static_cast<std::int64_t>(
+      std::min(options_.small_allreduce_threshold_bytes, kMaxCollectiveRoom) +
+      sizeof(CollectiveHeader));
+  if (size_ > 1) {
+    auto req = transport_->iallreduce(&room, 1, DType::kInt64, ReduceOp::kMax);
+    if (!req->wait_until(deadline()))
+      throw TimeoutError(
+          fmt::format("rank {}: timed out agreeing on message sizes at start-up", rank_));
+  }
+  collective_room_ =
+      static_cast<std::size_t>(room) <= kMaxCollectiveRoom ? static_cast<std::size_t>(room) : 0;
+
   schedule_ = std::make_shared<topology::StaticSchedule>(default_exponential_graph(size_));
   machine_schedule_ =
       std::make_shared<topology::StaticSchedule>(default_exponential_graph(machine_size_));
@@ -772,7 +791,10 @@ CollectiveHeader Engine::recursive_doubling(Channel& ch, const CollectiveFields&
     work = scratch(1, std::max<std::size_t>(message_bytes, 1)).data();
     if (payload_bytes) std::memcpy(work + header_bytes, data.data, payload_bytes);
   }
-  std::uint8_t* incoming = scratch(0, std::max<std::size_t>(message_bytes, 1)).data();
+  // Sized for any message of the collective tag, so that the transport may post the receive
+  // before the message arrives (see collective_room_).
+  const std::size_t room = collective_room_ >= message_bytes ? collective_room_ : 0;
+  std::uint8_t* incoming = scratch(0, std::max<std::size_t>({message_bytes, room, 1})).data();
   const auto limit = deadline();
 
   const int p = power_of_two_below(n), rem = n - p;
@@ -790,7 +812,7 @@ CollectiveHeader Engine::recursive_doubling(Channel& ch, const CollectiveFields&
     }
     const comm::ExchangeStatus status =
         t.exchange(work, message_bytes, send ? peer : -1, incoming, message_bytes,
-                   receive ? peer : -1, kCollectiveTag, limit);
+                   receive ? peer : -1, kCollectiveTag, limit, room);
     if (status.state != comm::ExchangeStatus::State::kDone)
       throw TimeoutError(fmt::format(
           "rank {}: {} timed out after {} ms; still waiting for {} rank {} (step {})", rank_,
@@ -889,7 +911,9 @@ CollectiveHeader Engine::halving_doubling(Channel& ch, const CollectiveFields& f
   std::uint8_t* work = checked ? scratch(2, std::max<std::size_t>(bytes, 1)).data() : base;
   std::uint8_t* staging =
       checked ? scratch(1, std::max<std::size_t>(header_bytes + bytes, 1)).data() : nullptr;
-  std::uint8_t* incoming = scratch(0, std::max<std::size_t>(header_bytes + bytes, 1)).data();
+  // Sized for any message of the collective tag (see collective_room_).
+  std::uint8_t* incoming =
+      scratch(0, std::max<std::size_t>({header_bytes + bytes, collective_room_, 1})).data();
   const auto limit = deadline();
   int step = 0;
 
@@ -916,8 +940,11 @@ CollectiveHeader Engine::halving_doubling(Channel& ch, const CollectiveFields& f
     }
     const std::size_t expected = src >= 0 ? header + in.count * esize : 0;
     void* target = header || direct == nullptr ? incoming : direct + in.begin * esize;
+    // Only `incoming` has room for any message; the caller's buffer has room for `expected`.
+    const std::size_t room =
+        target == incoming && collective_room_ >= expected ? collective_room_ : 0;
     const comm::ExchangeStatus status =
-        t.exchange(send_data, send_bytes, dst, target, expected, src, kCollectiveTag, limit);
+        t.exchange(send_data, send_bytes, dst, target, expected, src, kCollectiveTag, limit, room);
     if (status.state != comm::ExchangeStatus::State::kDone) {
       const bool receiving = status.state == comm::ExchangeStatus::State::kReceiveTimedOut;
       throw TimeoutError(

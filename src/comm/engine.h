@@ -251,6 +251,9 @@ class Engine {
   std::string failure_;  // set after an operation failed; later operations refuse to run
   std::thread worker_;
 
+  // Bytes that hold any message of kCollectiveTag from any rank (0: unbounded): receives into
+  // scratch buffers of this size may be posted before their message arrives.
+  std::size_t collective_room_ = 0;
   std::vector<std::vector<std::uint8_t>> scratch_;
   std::vector<std::uint8_t> scratch_fusion_;
   std::atomic<std::uint64_t> bytes_sent_{0}, bytes_received_{0}, messages_sent_{0}, operations_{0};

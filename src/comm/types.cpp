@@ -161,7 +161,7 @@ bool Request::wait_until(Clock::time_point deadline) {
 
 ExchangeStatus Transport::exchange(const void* send, std::size_t send_bytes, int dst, void* recv,
                                    std::size_t capacity, int src, int tag,
-                                   Clock::time_point deadline) {
+                                   Clock::time_point deadline, std::size_t /*room*/) {
   ExchangeStatus status;
   RequestPtr received, sent;
   if (src >= 0) received = irecv(recv, capacity, src, tag);

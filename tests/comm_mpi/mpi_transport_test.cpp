@@ -347,6 +347,107 @@ TEST(MpiTransport, ExchangeTimesOutWithoutSwallowingALaterMessage) {
   EXPECT_EQ(never, -1);
 }
 
+// ---- exchange with `room`: the receive is posted before the message arrives ----
+
+constexpr std::size_t kRoom = 70000 + 64;
+
+// Around the ring at the sizes above, capacity exactly the message and room for the largest:
+// the exact bytes arrive, and nothing past them is written.
+TEST(MpiTransport, ExchangeWithRoomAroundTheRing) {
+  Transport& t = world();
+  for (std::size_t bytes :
+       std::vector<std::size_t>{0, 300, 4032, 4033, 4034, 4224, 6000, 8066, 8067, 70000}) {
+    const auto message = pattern(t.rank(), bytes, 6);
+    std::vector<std::uint8_t> buffer(kRoom, 0xcd);
+    const ExchangeStatus status =
+        t.exchange(message.data(), bytes, right_of(t), buffer.data(), bytes, left_of(t), 58,
+                   Clock::now() + kWaitLimit, buffer.size());
+    ASSERT_EQ(status.state, ExchangeStatus::State::kDone) << bytes;
+    EXPECT_FALSE(status.too_large) << bytes;
+    EXPECT_EQ(status.received_bytes, bytes);
+    const auto expected = pattern(left_of(t), bytes, 6);
+    EXPECT_TRUE(std::equal(expected.begin(), expected.end(), buffer.begin())) << bytes;
+    for (std::size_t i = bytes; i < buffer.size(); ++i) ASSERT_EQ(buffer[i], 0xcd) << bytes;
+  }
+}
+
+// Messages longer than the capacity but within the room, whole and in two pieces, and shorter
+// ones: reported (too large, or by their size), and the stream goes on with the next message.
+TEST(MpiTransport, ExchangeWithRoomReportsOtherSizesAndGoesOn) {
+  Transport& t = world();
+  const auto limit = Clock::now() + kWaitLimit;
+  std::vector<std::uint8_t> buffer(kRoom, 0xee);
+  for (std::size_t bytes : std::vector<std::size_t>{5000, 9000, 100}) {
+    const auto message = pattern(t.rank(), bytes, 7);
+    const std::size_t capacity = 4100;
+    ExchangeStatus status = t.exchange(message.data(), bytes, right_of(t), buffer.data(), capacity,
+                                       left_of(t), 59, limit, buffer.size());
+    ASSERT_EQ(status.state, ExchangeStatus::State::kDone) << bytes;
+    EXPECT_EQ(status.too_large, bytes > capacity) << bytes;
+    EXPECT_EQ(status.received_bytes, bytes > capacity ? 0u : bytes) << bytes;
+    const std::int32_t value = 5900 + t.rank();
+    std::int32_t got = -1;
+    status = t.exchange(&value, sizeof value, right_of(t), &got, sizeof got, left_of(t), 59, limit);
+    ASSERT_EQ(status.state, ExchangeStatus::State::kDone);
+    EXPECT_EQ(got, 5900 + left_of(t)) << bytes;
+  }
+}
+
+// Nothing arrives: the posted receive is withdrawn at the deadline, and the message sent
+// afterwards goes to the receive meant for it.
+TEST(MpiTransport, ExchangeWithRoomTimesOutWithoutSwallowingALaterMessage) {
+  Transport& t = world();
+  std::vector<std::int32_t> never(kRoom / sizeof(std::int32_t), -1);
+  const auto start = Clock::now();
+  const ExchangeStatus status =
+      t.exchange(nullptr, 0, -1, never.data(), sizeof(std::int32_t), t.rank(), 60,
+                 start + std::chrono::milliseconds(100), never.size() * sizeof(std::int32_t));
+  const double waited = std::chrono::duration<double>(Clock::now() - start).count();
+  EXPECT_EQ(status.state, ExchangeStatus::State::kReceiveTimedOut);
+  EXPECT_GE(waited, 0.1);
+  EXPECT_LT(waited, 5.0);
+  const std::int32_t value = 6000 + t.rank();
+  auto send = t.isend(&value, sizeof value, t.rank(), 60);
+  std::int32_t got = -1;
+  auto receive = t.irecv(&got, sizeof got, t.rank(), 60);
+  ASSERT_TRUE(completes(*receive));
+  ASSERT_TRUE(completes(*send));
+  EXPECT_EQ(got, 6000 + t.rank());
+  EXPECT_EQ(never[0], -1);
+}
+
+// Behind a receive posted earlier for the same source and tag, the exchange still gets the
+// second message.
+TEST(MpiTransport, ExchangeWithRoomKeepsOrderBehindAWaitingReceive) {
+  Transport& t = world();
+  std::int32_t early = -1;
+  std::vector<std::int32_t> late(kRoom / sizeof(std::int32_t), -1);
+  auto receive = t.irecv(&early, sizeof early, left_of(t), 61);
+  const std::int32_t one = 10 * t.rank() + 1, two = 10 * t.rank() + 2;
+  auto send = t.isend(&one, sizeof one, right_of(t), 61);
+  const ExchangeStatus status =
+      t.exchange(&two, sizeof two, right_of(t), late.data(), sizeof(std::int32_t), left_of(t), 61,
+                 Clock::now() + kWaitLimit, late.size() * sizeof(std::int32_t));
+  ASSERT_EQ(status.state, ExchangeStatus::State::kDone);
+  ASSERT_TRUE(completes(*receive));
+  ASSERT_TRUE(completes(*send));
+  EXPECT_EQ(early, 10 * left_of(t) + 1);
+  EXPECT_EQ(late[0], 10 * left_of(t) + 2);
+}
+
+TEST(MpiTransport, ExchangeRejectsRoomBelowTheCapacity) {
+  Transport& t = world();
+  std::vector<std::uint8_t> buffer(8192);
+  try {
+    t.exchange(nullptr, 0, -1, buffer.data(), 8192, left_of(t), 62, Clock::now() + kWaitLimit,
+               5000);
+    ADD_FAILURE() << "room below the capacity accepted";
+  } catch (const InvalidArgument& e) {
+    EXPECT_TRUE(contains(e.what(), "rank " + std::to_string(t.rank()))) << e.what();
+    EXPECT_TRUE(contains(e.what(), "room for 5000 bytes")) << e.what();
+  }
+}
+
 TEST(MpiTransport, ExchangeRejectsBadArgumentsNamingTheRank) {
   Transport& t = world();
   std::int32_t x = 0;

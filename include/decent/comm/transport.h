@@ -92,9 +92,17 @@ class Transport {
   // for separate messages; otherwise exchange messages keep their order with isend/irecv ones of
   // the same tag. The default runs isend/irecv and waits on both; a backend overrides it to save
   // the request objects on the path of every small collective.
+  //
+  // `room` >= capacity is a promise by the caller: `recv` has room for `room` bytes, and no
+  // message that can arrive from `src` with `tag` is larger (the engine knows this of its
+  // collective tag). It lets a backend post the receive before the message arrives, which
+  // saves matching an unexpected message: MPI writes a message longer than its receive past
+  // the buffer (Open MPI 4.1, measured: bench/mpi_receive.cpp), so without the promise the MPI
+  // transport matches with MPI_Improbe first. A message longer than `capacity` (but within
+  // `room`) is still reported as too large, though `recv` has then been written. 0: no promise.
   virtual ExchangeStatus exchange(const void* send, std::size_t send_bytes, int dst, void* recv,
                                   std::size_t capacity, int src, int tag,
-                                  Clock::time_point deadline);
+                                  Clock::time_point deadline, std::size_t room = 0);
 
   // Collectives (every rank calls them in the same order). In place, non-blocking start.
   // `op` is kSum, kMin or kMax (averaging is done by the caller).

@@ -46,8 +46,8 @@ class MpiTransport final : public Transport {
   RequestPtr isend(const void* data, std::size_t bytes, int dst, int tag) override;
   RequestPtr irecv(void* data, std::size_t capacity, int src, int tag) override;
   ExchangeStatus exchange(const void* send, std::size_t send_bytes, int dst, void* recv,
-                          std::size_t capacity, int src, int tag,
-                          Clock::time_point deadline) override;
+                          std::size_t capacity, int src, int tag, Clock::time_point deadline,
+                          std::size_t room = 0) override;
 
   RequestPtr iallreduce(void* data, std::size_t count, DType dtype, ReduceOp op) override;
   RequestPtr ibroadcast(void* data, std::size_t bytes, int root) override;
