@@ -221,25 +221,30 @@ TEST(MpiTransport, AbandonedReceiveDoesNotSwallowALaterMessage) {
 
 // ---- exchange: one blocking step of a collective ----
 
-// Around the ring at sizes on both sides of the shared-memory eager limit, into a larger buffer:
-// the exact bytes of the left neighbour arrive, nothing is written past them.
-TEST(MpiTransport, ExchangeAroundTheRing) {
-  Transport& t = world();
-  // 4032-8067 straddle the two-piece range [4033, 8066].
+// Around the ring at sizes on both sides of the shared-memory eager limit (4032-8067 straddle
+// the two-piece range [4033, 8066]), into a larger buffer: the exact bytes of the left
+// neighbour arrive, nothing is written past them. With `room`, the capacity is exactly the
+// message and the buffer (the room) holds the largest; without, the capacity is the buffer.
+void exchange_around_the_ring(Transport& t, int tag, bool with_room) {
+  constexpr std::size_t kLargest = 70000;
   for (std::size_t bytes :
-       std::vector<std::size_t>{0, 300, 4032, 4033, 4034, 4224, 6000, 8066, 8067, 70000}) {
-    const auto message = pattern(t.rank(), bytes, 5);
-    std::vector<std::uint8_t> buffer(bytes + 64, 0xcd);
-    const ExchangeStatus status =
-        t.exchange(message.data(), bytes, right_of(t), buffer.data(), buffer.size(), left_of(t), 51,
-                   Clock::now() + kWaitLimit);
+       std::vector<std::size_t>{0, 300, 4032, 4033, 4034, 4224, 6000, 8066, 8067, kLargest}) {
+    const auto message = pattern(t.rank(), bytes, tag);
+    std::vector<std::uint8_t> buffer((with_room ? kLargest : bytes) + 64, 0xcd);
+    const ExchangeStatus status = t.exchange(
+        message.data(), bytes, right_of(t), buffer.data(), with_room ? bytes : buffer.size(),
+        left_of(t), tag, Clock::now() + kWaitLimit, with_room ? buffer.size() : 0);
     ASSERT_EQ(status.state, ExchangeStatus::State::kDone) << bytes;
-    EXPECT_FALSE(status.too_large);
+    EXPECT_FALSE(status.too_large) << bytes;
     EXPECT_EQ(status.received_bytes, bytes);
-    const auto expected = pattern(left_of(t), bytes, 5);
+    const auto expected = pattern(left_of(t), bytes, tag);
     EXPECT_TRUE(std::equal(expected.begin(), expected.end(), buffer.begin())) << bytes;
     for (std::size_t i = bytes; i < buffer.size(); ++i) ASSERT_EQ(buffer[i], 0xcd) << bytes;
   }
+}
+
+TEST(MpiTransport, ExchangeAroundTheRing) {
+  exchange_around_the_ring(world(), 51, false);
 }
 
 // Send-only and receive-only steps (the fold of recursive doubling) pair with each other and
@@ -351,24 +356,8 @@ TEST(MpiTransport, ExchangeTimesOutWithoutSwallowingALaterMessage) {
 
 constexpr std::size_t kRoom = 70000 + 64;
 
-// Around the ring at the sizes above, capacity exactly the message and room for the largest:
-// the exact bytes arrive, and nothing past them is written.
 TEST(MpiTransport, ExchangeWithRoomAroundTheRing) {
-  Transport& t = world();
-  for (std::size_t bytes :
-       std::vector<std::size_t>{0, 300, 4032, 4033, 4034, 4224, 6000, 8066, 8067, 70000}) {
-    const auto message = pattern(t.rank(), bytes, 6);
-    std::vector<std::uint8_t> buffer(kRoom, 0xcd);
-    const ExchangeStatus status =
-        t.exchange(message.data(), bytes, right_of(t), buffer.data(), bytes, left_of(t), 58,
-                   Clock::now() + kWaitLimit, buffer.size());
-    ASSERT_EQ(status.state, ExchangeStatus::State::kDone) << bytes;
-    EXPECT_FALSE(status.too_large) << bytes;
-    EXPECT_EQ(status.received_bytes, bytes);
-    const auto expected = pattern(left_of(t), bytes, 6);
-    EXPECT_TRUE(std::equal(expected.begin(), expected.end(), buffer.begin())) << bytes;
-    for (std::size_t i = bytes; i < buffer.size(); ++i) ASSERT_EQ(buffer[i], 0xcd) << bytes;
-  }
+  exchange_around_the_ring(world(), 58, true);
 }
 
 // Messages longer than the capacity but within the room, whole and in two pieces, and shorter
