@@ -6,13 +6,9 @@ if(TARGET decent_data)
   target_link_libraries(data_tests PRIVATE decent_data ZLIB::ZLIB GTest::gtest_main)
   target_compile_options(data_tests PRIVATE ${DECENT_WARNINGS})
   if(DECENT_WITH_TORCH)
-    # The loader and model sources are compiled in directly so these tests do not depend on
-    # the rest of decent_torch.
-    target_sources(data_tests PRIVATE
-      ${CMAKE_CURRENT_SOURCE_DIR}/data/torch_data_test.cpp
-      ${PROJECT_SOURCE_DIR}/src/torch/data_loader.cpp
-      ${PROJECT_SOURCE_DIR}/src/torch/models.cpp)
-    target_link_libraries(data_tests PRIVATE ${TORCH_LIBRARIES})
+    # The loader and the models come from decent_torch, which the build compiles anyway.
+    target_sources(data_tests PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/data/torch_data_test.cpp)
+    target_link_libraries(data_tests PRIVATE decent_torch)
     decent_use_torch_pch(data_tests SKIP ${CMAKE_CURRENT_SOURCE_DIR}/data/dataset_test.cpp
                                          ${CMAKE_CURRENT_SOURCE_DIR}/data/partition_test.cpp)
   endif()
