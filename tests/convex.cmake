@@ -8,6 +8,8 @@ add_executable(convex_tests
 target_link_libraries(convex_tests PRIVATE decent_convex GTest::gtest_main
                                            nlohmann_json::nlohmann_json)
 target_compile_options(convex_tests PRIVATE ${DECENT_WARNINGS})
+# Two translation units of two sources each (gtest and Eigen parsed twice, not four times).
+set_target_properties(convex_tests PROPERTIES UNITY_BUILD ON UNITY_BUILD_BATCH_SIZE 2)
 target_compile_definitions(convex_tests PRIVATE
                            DECENT_BENCH_CONVEX_EXE="$<TARGET_FILE:decent-bench-convex>")
 add_dependencies(convex_tests decent-bench-convex)

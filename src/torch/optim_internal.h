@@ -92,4 +92,10 @@ inline ContextPtr require_context(ContextPtr ctx, const char* algorithm) {
   return ctx;
 }
 
+// The parameters of the constructors that take a plain tensor list, as one group.
+inline std::vector<torch::optim::OptimizerParamGroup> single_group(
+    std::vector<torch::Tensor> params) {
+  return {torch::optim::OptimizerParamGroup(std::move(params))};
+}
+
 }  // namespace decent::optim::detail

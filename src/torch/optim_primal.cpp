@@ -15,15 +15,12 @@
 namespace decent::optim {
 
 using detail::read_field;
+using detail::single_group;
 using detail::write_field;
 using torch::serialize::InputArchive;
 using torch::serialize::OutputArchive;
 
 namespace {
-
-std::vector<torch::optim::OptimizerParamGroup> single_group(std::vector<torch::Tensor> params) {
-  return {torch::optim::OptimizerParamGroup(std::move(params))};
-}
 
 }  // namespace
 
