@@ -20,9 +20,7 @@ using detail::write_field;
 using torch::serialize::InputArchive;
 using torch::serialize::OutputArchive;
 
-namespace {
-
-}  // namespace
+namespace {}  // namespace
 
 // ---------------------------------------------------------------- PmSGD
 
