@@ -20,8 +20,6 @@ using detail::write_field;
 using torch::serialize::InputArchive;
 using torch::serialize::OutputArchive;
 
-namespace {}  // namespace
-
 // ---------------------------------------------------------------- PmSGD
 
 PmSGDOptions::PmSGDOptions(double lr) : lr_(lr) {}
