@@ -4,6 +4,7 @@
 #include "decent/topology/generators.h"
 #include "decent/topology/weights.h"
 #include "random_util.h"
+#include "size_check.h"
 
 #include <fmt/format.h>
 
@@ -12,15 +13,10 @@
 #include <stdexcept>
 
 namespace decent::topology {
-namespace {
 
-void check_size(int n, const char* schedule) {
-  if (n < 1)
-    throw TopologyError(fmt::format("{}: number of nodes must be >= 1, got {}", schedule, n));
-  if (n > kMaxGraphSize)
-    throw TopologyError(
-        fmt::format("{}: number of nodes {} exceeds the limit of {}", schedule, n, kMaxGraphSize));
-}
+using detail::check_size;
+
+namespace {
 
 void check_rank(int rank, int n, const char* schedule) {
   if (rank < 0 || rank >= n)

@@ -1,6 +1,7 @@
 #include "decent/topology/generators.h"
 
 #include "random_util.h"
+#include "size_check.h"
 
 #include <fmt/format.h>
 
@@ -12,15 +13,10 @@
 #include <vector>
 
 namespace decent::topology {
-namespace {
 
-void check_size(int n, const char* topology) {
-  if (n < 1)
-    throw TopologyError(fmt::format("{}: number of nodes must be >= 1, got {}", topology, n));
-  if (n > kMaxGraphSize)
-    throw TopologyError(
-        fmt::format("{}: number of nodes {} exceeds the limit of {}", topology, n, kMaxGraphSize));
-}
+using detail::check_size;
+
+namespace {
 
 void check_edge_budget(long long edges, int n, const char* topology) {
   if (edges > kMaxGraphEdges)
