@@ -18,3 +18,10 @@ add_executable(local_run_tests ${CMAKE_CURRENT_LIST_DIR}/comm_local/local_run_te
 target_link_libraries(local_run_tests PRIVATE decent_comm GTest::gtest_main)
 target_compile_options(local_run_tests PRIVATE ${DECENT_WARNINGS})
 gtest_discover_tests(local_run_tests DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 60 LABELS "local")
+
+# The element-wise kernels (comm/kernels.h) on their own.
+add_executable(comm_kernels_tests ${CMAKE_CURRENT_LIST_DIR}/comm/kernels_test.cpp)
+target_include_directories(comm_kernels_tests PRIVATE ${PROJECT_SOURCE_DIR}/src)
+target_link_libraries(comm_kernels_tests PRIVATE decent_comm GTest::gtest_main)
+target_compile_options(comm_kernels_tests PRIVATE ${DECENT_WARNINGS})
+gtest_discover_tests(comm_kernels_tests DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 60 LABELS "local")

@@ -777,7 +777,7 @@ AllreduceAlgorithm Engine::allreduce_algorithm(std::size_t bytes, int n) const {
 // finishes with the same verdict and none waits for a message that will not come. The payload
 // is reduced in a scratch copy and copied back only when all ranks agree.
 CollectiveHeader Engine::recursive_doubling(Channel& ch, const CollectiveFields& fields,
-                                            Buffer data, ReduceOp op, bool checked) {
+                                            Buffer data, ReduceOp op, bool checked, double factor) {
   CollectiveHeader summary = checked ? CollectiveHeader(fields) : CollectiveHeader();
   const int n = ch.size(), r = ch.rank();
   if (n == 1) return summary;
@@ -803,7 +803,9 @@ CollectiveHeader Engine::recursive_doubling(Channel& ch, const CollectiveFields&
   // One step with `peer`: send the working message (if `send`), receive one (if `use` is not
   // kNone) and fold it in.
   bool result_in_place = false;  // the caller's buffer already holds the result
-  auto exchange_with = [&](int peer, bool send, Use use, bool final_step = false) {
+  // `completes` marks the reduction that completes the sum, which also applies `factor`.
+  auto exchange_with = [&](int peer, bool send, Use use, bool final_step = false,
+                           bool completes = false) {
     const bool receive = use != Use::kNone;
     if (send) {
       if (checked) std::memcpy(work, &summary, header_bytes);
@@ -846,7 +848,8 @@ CollectiveHeader Engine::recursive_doubling(Channel& ch, const CollectiveFields&
     std::uint8_t* into =
         final_step && checked ? static_cast<std::uint8_t*>(data.data) : work + header_bytes;
     if (use == Use::kReduce && data.count)
-      reduce_to(data.dtype, op, data.count, incoming + header_bytes, work + header_bytes, into);
+      reduce_to_scaled(data.dtype, op, data.count, incoming + header_bytes, work + header_bytes,
+                       into, completes ? factor : 1.0);
     else if (payload_bytes)
       std::memcpy(into, incoming + header_bytes, payload_bytes);
     if (final_step && checked) result_in_place = true;
@@ -868,7 +871,7 @@ CollectiveHeader Engine::recursive_doubling(Channel& ch, const CollectiveFields&
       const int v = virtual_rank ^ mask;
       // A rank outside the fold sends nothing after its last hypercube step.
       exchange_with(v < rem ? 2 * v + 1 : v + rem, true, Use::kReduce,
-                    2 * mask >= p && r >= 2 * rem);
+                    2 * mask >= p && r >= 2 * rem, 2 * mask >= p);
     }
   }
   if (r < 2 * rem) {
@@ -1000,17 +1003,16 @@ CollectiveHeader Engine::halving_doubling(Channel& ch, const CollectiveFields& f
       const std::uint8_t* from = in_work ? work : base;
       // The last step completes the summary: its sums go to the caller's buffer.
       std::uint8_t* into = 2 * mask >= p ? base : work;
+      // That step also divides by n for an average, in the same pass.
+      const double factor = 2 * mask >= p && op == ReduceOp::kAverage ? 1.0 / n : 1.0;
       if (step_with(peer, from, give, peer, keep, true, nullptr) && keep.count)
-        reduce_to(inout.dtype, reduce_op, keep.count, incoming + header_bytes,
-                  from + keep.begin * esize, into + keep.begin * esize);
+        reduce_to_scaled(inout.dtype, reduce_op, keep.count, incoming + header_bytes,
+                         from + keep.begin * esize, into + keep.begin * esize, factor);
       in_work = true;
       if (upper) lo = mid;
       size = half;
     }
     if (summary.agree()) {
-      const Span mine = blocks(lo, lo + 1);
-      if (op == ReduceOp::kAverage && mine.count)
-        scale(inout.dtype, mine.count, 1.0 / n, base + mine.begin * esize);
       for (int mask = p / 2; mask >= 1; mask /= 2) {
         const int other = lo ^ size;  // lo is a multiple of size: the partner's blocks
         const int peer = real_rank(v ^ mask);
@@ -1095,7 +1097,9 @@ void Engine::run_allreduce(Channel& ch, Buffer inout, ReduceOp op) {
     switch (algorithm) {
       case AllreduceAlgorithm::kRecursiveDoubling: {
         const bool checked = options_.check_consistency;
-        const CollectiveHeader summary = recursive_doubling(ch, fields, inout, reduce_op, checked);
+        // Divides by n in the step that completes the sum.
+        const CollectiveHeader summary = recursive_doubling(
+            ch, fields, inout, reduce_op, checked, op == ReduceOp::kAverage ? 1.0 / n : 1.0);
         if (checked && !summary.agree()) report_mismatch(ch, fields, collective_name(fields));
         break;
       }
@@ -1131,9 +1135,7 @@ void Engine::run_allreduce(Channel& ch, Buffer inout, ReduceOp op) {
         break;
       }
     }
-    if (op == ReduceOp::kAverage && algorithm != AllreduceAlgorithm::kRing &&
-        algorithm != AllreduceAlgorithm::kRabenseifner &&
-        algorithm != AllreduceAlgorithm::kHalvingDoubling)
+    if (op == ReduceOp::kAverage && algorithm == AllreduceAlgorithm::kTransport)
       scale(inout.dtype, inout.count, 1.0 / n, inout.data);
   }
   if (timeline_.enabled())
@@ -1244,9 +1246,9 @@ void Engine::ring_allreduce(Channel& ch, Buffer inout, ReduceOp op, std::int64_t
     req.reset();
     void* elements = base + u.begin * esize;
     if (u.step <= last_reduce_step) {
-      reduce_into(inout.dtype, op, u.count, partials[done % kRingWindow], elements);
-      if (u.step == last_reduce_step && op == ReduceOp::kAverage)
-        scale(inout.dtype, u.count, 1.0 / n, elements);
+      const double factor = u.step == last_reduce_step && op == ReduceOp::kAverage ? 1.0 / n : 1.0;
+      reduce_to_scaled(inout.dtype, op, u.count, partials[done % kRingWindow], elements, elements,
+                       factor);
     }
     if (u.step < last_step) send_unit(u, u.step + 1);
   }
@@ -1395,7 +1397,7 @@ CollectiveHeader Engine::rabenseifner_allreduce(Channel& ch, Buffer inout, Reduc
   // Reducing, `acc` holds the partial sums the received elements are added to (written to
   // `into`, which may be `acc`).
   auto payloads = [&](int peer, Span out, const std::uint8_t* from, Span in, std::uint8_t* into,
-                      bool reduce, const std::uint8_t* acc = nullptr) {
+                      bool reduce, const std::uint8_t* acc = nullptr, double factor = 1.0) {
     if (acc == nullptr) acc = into;
     send_payload(peer, out, from);
     const std::size_t units = (in.count + segment - 1) / segment;
@@ -1436,8 +1438,8 @@ CollectiveHeader Engine::rabenseifner_allreduce(Channel& ch, Buffer inout, Reduc
       slot(j).reset();
       bytes_received_ += got;
       if (reduce)
-        reduce_to(inout.dtype, reduce_op, u.count, partials[j % kRingWindow], acc + u.begin * esize,
-                  into + u.begin * esize);
+        reduce_to_scaled(inout.dtype, reduce_op, u.count, partials[j % kRingWindow],
+                         acc + u.begin * esize, into + u.begin * esize, factor);
     }
   };
 
@@ -1485,15 +1487,14 @@ CollectiveHeader Engine::rabenseifner_allreduce(Channel& ch, Buffer inout, Reduc
       // After the last step's header the summary covers every rank, so if it agrees the sums of
       // that step go straight into the caller's buffer: no copy pass at any step.
       std::uint8_t* into = 2 * mask >= p ? base : work;
-      payloads(peer, none, from, recv_ok ? keep : none, into, true, from);
+      // That step also divides by n for an average, in the same pass.
+      const double factor = 2 * mask >= p && op == ReduceOp::kAverage ? 1.0 / n : 1.0;
+      payloads(peer, none, from, recv_ok ? keep : none, into, true, from, factor);
       ++step;
       if (upper) lo = mid;
       size = half;
     }
-    const Span mine = blocks(lo, lo + 1);  // block v with its log2(p) bits reversed
     if (summary.agree()) {
-      if (op == ReduceOp::kAverage)
-        scale(inout.dtype, mine.count, 1.0 / n, base + mine.begin * esize);
       complete_sends();  // the allgather writes over what the reduce-scatter sent
       for (int mask = p / 2; mask >= 1; mask /= 2) {
         const int other = lo ^ size;  // lo is a multiple of size: the partner's blocks

@@ -214,8 +214,10 @@ class Engine {
   // Every rank takes the same steps whatever the others sent, so a disagreement is found by
   // every rank, and no rank waits for a message that will not come.
   // Error messages name the operation from `fields` (formatted only when raised).
+  // The reduction that completes the sum is multiplied by `factor` in the same pass (1/n for an
+  // average).
   CollectiveHeader recursive_doubling(Channel& ch, const CollectiveFields& fields, Buffer data,
-                                      ReduceOp op, bool checked);
+                                      ReduceOp op, bool checked, double factor = 1.0);
   // Rabenseifner's algorithm with every step one blocking exchange and the header inside the
   // fold and reduce-scatter messages (see engine.cpp). Divides by n for an average. Returns the
   // merged header (empty unchecked); on disagreement the buffer is left untouched.

@@ -158,6 +158,30 @@ void reduce_to(DType dtype, ReduceOp op, std::size_t count, const void* in, cons
   }
 }
 
+namespace {
+
+template <typename T>
+void reduce_sum_scaled_native(std::size_t count, const void* in, const void* acc, void* out,
+                              double factor) {
+  const auto n = static_cast<Eigen::Index>(count);
+  Vec<T>(static_cast<T*>(out), n) =
+      (CVec<T>(static_cast<const T*>(acc), n) + CVec<T>(static_cast<const T*>(in), n)) *
+      static_cast<T>(factor);
+}
+
+}  // namespace
+
+void reduce_to_scaled(DType dtype, ReduceOp op, std::size_t count, const void* in, const void* acc,
+                      void* out, double factor) {
+  const bool sum = op == ReduceOp::kSum || op == ReduceOp::kAverage;
+  if (factor != 1.0 && sum && dtype == DType::kFloat32)
+    return reduce_sum_scaled_native<float>(count, in, acc, out, factor);
+  if (factor != 1.0 && sum && dtype == DType::kFloat64)
+    return reduce_sum_scaled_native<double>(count, in, acc, out, factor);
+  reduce_to(dtype, op, count, in, acc, out);
+  scale(dtype, count, factor, out);
+}
+
 void reduce_into(DType dtype, ReduceOp op, std::size_t count, const void* in, void* inout) {
   reduce_to(dtype, op, count, in, inout, inout);
 }

@@ -36,6 +36,12 @@ void reduce_into(DType dtype, ReduceOp op, std::size_t count, const void* in, vo
 void reduce_to(DType dtype, ReduceOp op, std::size_t count, const void* in, const void* acc,
                void* out);
 
+// out[i] = factor * op(acc[i], in[i]): the last reduction of an average in one pass instead of
+// reduce_to followed by scale, with the same result (float32/float64 round the sum and then the
+// product, as the two passes do; the other dtypes take the two passes).
+void reduce_to_scaled(DType dtype, ReduceOp op, std::size_t count, const void* in, const void* acc,
+                      void* out, double factor);
+
 // True if every element is finite (float types) — used to validate user weights, not payloads.
 bool is_finite(double v);
 
