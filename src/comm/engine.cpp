@@ -66,6 +66,11 @@ Span ring_chunk(std::size_t total, int n, int c) {
   return {index * base + std::min(index, extra), base + (index < extra ? 1 : 0)};
 }
 
+// What the reduction that completes the sum multiplies by: 1/n for an average, else 1.
+double completion_factor(ReduceOp op, int n) {
+  return op == ReduceOp::kAverage ? 1.0 / n : 1.0;
+}
+
 // Largest power of two not above n (n >= 1).
 int power_of_two_below(int n) {
   int p = 1;
@@ -1004,7 +1009,7 @@ CollectiveHeader Engine::halving_doubling(Channel& ch, const CollectiveFields& f
       // The last step completes the summary: its sums go to the caller's buffer.
       std::uint8_t* into = 2 * mask >= p ? base : work;
       // That step also divides by n for an average, in the same pass.
-      const double factor = 2 * mask >= p && op == ReduceOp::kAverage ? 1.0 / n : 1.0;
+      const double factor = 2 * mask >= p ? completion_factor(op, n) : 1.0;
       if (step_with(peer, from, give, peer, keep, true, nullptr) && keep.count)
         reduce_to_scaled(inout.dtype, reduce_op, keep.count, incoming + header_bytes,
                          from + keep.begin * esize, into + keep.begin * esize, factor);
@@ -1098,8 +1103,8 @@ void Engine::run_allreduce(Channel& ch, Buffer inout, ReduceOp op) {
       case AllreduceAlgorithm::kRecursiveDoubling: {
         const bool checked = options_.check_consistency;
         // Divides by n in the step that completes the sum.
-        const CollectiveHeader summary = recursive_doubling(
-            ch, fields, inout, reduce_op, checked, op == ReduceOp::kAverage ? 1.0 / n : 1.0);
+        const CollectiveHeader summary =
+            recursive_doubling(ch, fields, inout, reduce_op, checked, completion_factor(op, n));
         if (checked && !summary.agree()) report_mismatch(ch, fields, collective_name(fields));
         break;
       }
@@ -1246,7 +1251,7 @@ void Engine::ring_allreduce(Channel& ch, Buffer inout, ReduceOp op, std::int64_t
     req.reset();
     void* elements = base + u.begin * esize;
     if (u.step <= last_reduce_step) {
-      const double factor = u.step == last_reduce_step && op == ReduceOp::kAverage ? 1.0 / n : 1.0;
+      const double factor = u.step == last_reduce_step ? completion_factor(op, n) : 1.0;
       reduce_to_scaled(inout.dtype, op, u.count, partials[done % kRingWindow], elements, elements,
                        factor);
     }
@@ -1488,7 +1493,7 @@ CollectiveHeader Engine::rabenseifner_allreduce(Channel& ch, Buffer inout, Reduc
       // that step go straight into the caller's buffer: no copy pass at any step.
       std::uint8_t* into = 2 * mask >= p ? base : work;
       // That step also divides by n for an average, in the same pass.
-      const double factor = 2 * mask >= p && op == ReduceOp::kAverage ? 1.0 / n : 1.0;
+      const double factor = 2 * mask >= p ? completion_factor(op, n) : 1.0;
       payloads(peer, none, from, recv_ok ? keep : none, into, true, from, factor);
       ++step;
       if (upper) lo = mid;
