@@ -24,4 +24,10 @@ if(DECENT_BUILD_BENCH)
     set_tests_properties(bench.codec PROPERTIES TIMEOUT 300 LABELS bench
                          FAIL_REGULAR_EXPRESSION "Failed to match any benchmarks")
   endif()
+  if(TARGET decent-bench-kernels)
+    add_test(NAME bench.kernels COMMAND decent-bench-kernels --benchmark_min_time=0.001
+                                        --benchmark_filter=/65536)
+    set_tests_properties(bench.kernels PROPERTIES TIMEOUT 120 LABELS bench
+                         FAIL_REGULAR_EXPRESSION "Failed to match any benchmarks")
+  endif()
 endif()

@@ -23,5 +23,6 @@ gtest_discover_tests(local_run_tests DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 60 
 add_executable(comm_kernels_tests ${CMAKE_CURRENT_LIST_DIR}/comm/kernels_test.cpp)
 target_include_directories(comm_kernels_tests PRIVATE ${PROJECT_SOURCE_DIR}/src)
 target_link_libraries(comm_kernels_tests PRIVATE decent_comm GTest::gtest_main)
-target_compile_options(comm_kernels_tests PRIVATE ${DECENT_WARNINGS})
+# -ffp-contract=off: the scalar references must round every operation, as the kernels do.
+target_compile_options(comm_kernels_tests PRIVATE ${DECENT_WARNINGS} -ffp-contract=off)
 gtest_discover_tests(comm_kernels_tests DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 60 LABELS "local")

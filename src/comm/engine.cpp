@@ -1,6 +1,7 @@
 #include "engine.h"
 
 #include "kernels.h"
+#include "simd/native_kernels.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -228,6 +229,12 @@ Engine::Engine(std::unique_ptr<comm::Transport> transport, const ContextOptions&
   world_.transport = transport_.get();
   if (options_.timeout.count() <= 0)
     throw InvalidArgument(fmt::format("rank {}: timeout must be positive", rank_));
+  // A bad DECENT_KERNELS fails here, naming the rank, rather than inside the first operation.
+  try {
+    native_kernels();
+  } catch (const InvalidArgument& e) {
+    throw InvalidArgument(fmt::format("rank {}: {}", rank_, e.what()));
+  }
 
   // Machine layout: an explicit ranks-per-machine, or ranks grouped by host name.
   if (options_.ranks_per_machine > 0) {

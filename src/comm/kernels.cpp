@@ -1,8 +1,15 @@
 #include "kernels.h"
 
+#include "decent/comm/types.h"
+#include "simd/native_kernels.h"
+
 #include <Eigen/Core>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <type_traits>
 
@@ -13,33 +20,6 @@ template <typename T>
 using Vec = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
 template <typename T>
 using CVec = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
-
-// Native-precision accumulation for float32/float64.
-template <typename T>
-void weighted_sum_native(std::size_t count, const std::vector<WeightedSource>& sources, void* out) {
-  const auto n = static_cast<Eigen::Index>(count);
-  if (sources.empty()) {
-    Vec<T>(static_cast<T*>(out), n).setZero();
-    return;
-  }
-  // The first term is written (not added) so that `out` may alias any source read before it is
-  // overwritten: if out aliases a later source we accumulate in a temporary instead.
-  bool alias_later = false;
-  for (std::size_t k = 1; k < sources.size(); ++k)
-    if (sources[k].data == out) alias_later = true;
-  if (alias_later) {
-    Eigen::Array<T, Eigen::Dynamic, 1> acc =
-        static_cast<T>(sources[0].weight) * CVec<T>(static_cast<const T*>(sources[0].data), n);
-    for (std::size_t k = 1; k < sources.size(); ++k)
-      acc += static_cast<T>(sources[k].weight) * CVec<T>(static_cast<const T*>(sources[k].data), n);
-    Vec<T>(static_cast<T*>(out), n) = acc;
-    return;
-  }
-  Vec<T> o(static_cast<T*>(out), n);
-  o = static_cast<T>(sources[0].weight) * CVec<T>(static_cast<const T*>(sources[0].data), n);
-  for (std::size_t k = 1; k < sources.size(); ++k)
-    o += static_cast<T>(sources[k].weight) * CVec<T>(static_cast<const T*>(sources[k].data), n);
-}
 
 // Half-precision: accumulate in float in blocks, round once.
 template <typename H>
@@ -81,7 +61,12 @@ void reduce_native(ReduceOp op, std::size_t count, const void* in, const void* a
   switch (op) {
     case ReduceOp::kSum:
     case ReduceOp::kAverage:
-      o = b + a;
+      if constexpr (std::is_same_v<T, float>)
+        native_kernels().sum_f32(count, static_cast<const float*>(in),
+                                 static_cast<const float*>(acc), static_cast<float*>(out));
+      else
+        native_kernels().sum_f64(count, static_cast<const double*>(in),
+                                 static_cast<const double*>(acc), static_cast<double*>(out));
       return;
     case ReduceOp::kMin:
       o = b.min(a);
@@ -158,26 +143,17 @@ void reduce_to(DType dtype, ReduceOp op, std::size_t count, const void* in, cons
   }
 }
 
-namespace {
-
-template <typename T>
-void reduce_sum_scaled_native(std::size_t count, const void* in, const void* acc, void* out,
-                              double factor) {
-  const auto n = static_cast<Eigen::Index>(count);
-  Vec<T>(static_cast<T*>(out), n) =
-      (CVec<T>(static_cast<const T*>(acc), n) + CVec<T>(static_cast<const T*>(in), n)) *
-      static_cast<T>(factor);
-}
-
-}  // namespace
-
 void reduce_to_scaled(DType dtype, ReduceOp op, std::size_t count, const void* in, const void* acc,
                       void* out, double factor) {
   const bool sum = op == ReduceOp::kSum || op == ReduceOp::kAverage;
   if (factor != 1.0 && sum && dtype == DType::kFloat32)
-    return reduce_sum_scaled_native<float>(count, in, acc, out, factor);
+    return native_kernels().sum_scaled_f32(count, static_cast<const float*>(in),
+                                           static_cast<const float*>(acc), static_cast<float*>(out),
+                                           static_cast<float>(factor));
   if (factor != 1.0 && sum && dtype == DType::kFloat64)
-    return reduce_sum_scaled_native<double>(count, in, acc, out, factor);
+    return native_kernels().sum_scaled_f64(count, static_cast<const double*>(in),
+                                           static_cast<const double*>(acc),
+                                           static_cast<double*>(out), factor);
   reduce_to(dtype, op, count, in, acc, out);
   scale(dtype, count, factor, out);
 }
@@ -190,9 +166,11 @@ void weighted_sum(DType dtype, std::size_t count, const std::vector<WeightedSour
                   void* out) {
   switch (dtype) {
     case DType::kFloat32:
-      return weighted_sum_native<float>(count, sources, out);
+      return native_kernels().weighted_sum_f32(count, sources.data(), sources.size(),
+                                               static_cast<float*>(out));
     case DType::kFloat64:
-      return weighted_sum_native<double>(count, sources, out);
+      return native_kernels().weighted_sum_f64(count, sources.data(), sources.size(),
+                                               static_cast<double*>(out));
     case DType::kFloat16:
       return weighted_sum_half<Eigen::half>(count, sources, out);
     case DType::kBFloat16:
@@ -221,6 +199,38 @@ void scaled_copy(DType dtype, std::size_t count, double factor, const void* src,
 
 bool is_finite(double v) {
   return std::isfinite(v);
+}
+
+std::vector<const NativeKernels*> supported_native_kernels() {
+  std::vector<const NativeKernels*> out{&native_kernels_baseline()};
+#if defined(DECENT_X86_KERNELS)
+  // __builtin_cpu_supports also checks that the OS saves the wider registers.
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2")) out.push_back(&native_kernels_avx2());
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512f"))
+    out.push_back(&native_kernels_avx512());
+#endif
+  return out;
+}
+
+const NativeKernels& native_kernels_named(const std::string& name) {
+  const std::vector<const NativeKernels*> supported = supported_native_kernels();
+  std::vector<std::string> names;
+  for (const NativeKernels* k : supported) {
+    if (name == k->isa) return *k;
+    names.push_back(k->isa);
+  }
+  throw InvalidArgument(fmt::format("DECENT_KERNELS={}: this CPU and build support {}", name,
+                                    fmt::join(names, ", ")));
+}
+
+const NativeKernels& native_kernels() {
+  static const NativeKernels* const chosen = [] {
+    const char* wanted = std::getenv("DECENT_KERNELS");
+    if (wanted == nullptr || *wanted == '\0') return supported_native_kernels().back();
+    return &native_kernels_named(wanted);
+  }();
+  return *chosen;
 }
 
 }  // namespace decent::detail
