@@ -710,12 +710,13 @@ int run(const Config& config, bool list_only) {
 
     if (rank == 0) {
       std::cout << fmt::format(
-          "decent-bench-comm: {} ranks ({} emulated machines of {}), {} hardware threads, {}\n"
+          "decent-bench-comm: {} ranks ({} emulated machines of {}), {} hardware threads, {}, "
+          "{} kernels\n"
           "float32 payloads; time per call = max over ranks; {} reps + {} warm-up "
           "({} + {} from {}); operations interleaved in every round, in rotating order\n\n",
           size, h.machines(), config.ranks_per_machine, std::thread::hardware_concurrency(),
-          library_version(), config.reps, config.warmup, config.large_reps, config.large_warmup,
-          format_bytes(large_from));
+          library_version(), decent::combining_kernels(), config.reps, config.warmup,
+          config.large_reps, config.large_warmup, format_bytes(large_from));
       std::cout.flush();
     }
     for (std::size_t bytes : sizes) {
@@ -781,7 +782,11 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     code = rank == 0 ? app.exit(e) : (e.get_exit_code() != 0 ? 2 : 0);
   } catch (const std::exception& e) {
-    std::cerr << "decent-bench-comm: rank " << rank << ": " << e.what() << std::endl;
+    // The library's errors name the rank already; the benchmark's own do not.
+    const std::string what = e.what();
+    const std::string prefix = "rank " + std::to_string(rank) + ": ";
+    std::cerr << "decent-bench-comm: " << (what.rfind(prefix, 0) == 0 ? "" : prefix) << what
+              << std::endl;
     MPI_Abort(MPI_COMM_WORLD, 1);
   }
   MPI_Finalize();

@@ -26,3 +26,17 @@ target_link_libraries(comm_kernels_tests PRIVATE decent_comm GTest::gtest_main)
 # -ffp-contract=off: the scalar references must round every operation, as the kernels do.
 target_compile_options(comm_kernels_tests PRIVATE ${DECENT_WARNINGS} -ffp-contract=off)
 gtest_discover_tests(comm_kernels_tests DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 60 LABELS "local")
+
+# DECENT_KERNELS picks the kernels' instruction set for the whole process: a supported name runs,
+# an unsupported one fails the context on every rank, naming the rank and the choices. (Label
+# "kernels", not "local": the sanitizer builds run the local tests without the examples.)
+if(TARGET average_consensus)
+  add_test(NAME kernels.env_baseline COMMAND average_consensus --local 3)
+  set_tests_properties(kernels.env_baseline PROPERTIES ENVIRONMENT DECENT_KERNELS=baseline
+                       PASS_REGULAR_EXPRESSION "-> converged" TIMEOUT 60 LABELS "kernels")
+  add_test(NAME kernels.env_unknown COMMAND average_consensus --local 3)
+  set_tests_properties(kernels.env_unknown PROPERTIES ENVIRONMENT DECENT_KERNELS=sse9
+                       PASS_REGULAR_EXPRESSION
+                       "rank [0-9]+: DECENT_KERNELS=sse9: this CPU and build support baseline"
+                       TIMEOUT 60 LABELS "kernels")
+endif()

@@ -234,3 +234,11 @@ const NativeKernels& native_kernels() {
 }
 
 }  // namespace decent::detail
+
+namespace decent {
+
+const char* combining_kernels() {
+  return detail::native_kernels().isa;
+}
+
+}  // namespace decent

@@ -257,6 +257,10 @@ TEST(NativeKernelsChoice, InUseIsTheWidestOrTheOneNamed) {
     EXPECT_STREQ(detail::native_kernels().isa, wanted);
 }
 
+TEST(NativeKernelsChoice, PublicNameIsTheVariantInUse) {
+  EXPECT_STREQ(decent::combining_kernels(), detail::native_kernels().isa);
+}
+
 TEST(NativeKernelsChoice, UnknownNameIsRefusedNamingTheChoices) {
   try {
     detail::native_kernels_named("sse9");

@@ -43,6 +43,12 @@ constexpr DType dtype_of<std::uint8_t>() {
 enum class ReduceOp : std::uint8_t { kSum, kAverage, kMin, kMax };
 const char* reduce_op_name(ReduceOp op);
 
+// The instruction set of the element-wise kernels that combine float32/float64 buffers in
+// neighbour averaging and allreduce: "baseline", "avx2" or "avx512", the widest this CPU
+// supports unless DECENT_KERNELS names another (docs/communication.md, "Combining kernels").
+// Throws InvalidArgument if DECENT_KERNELS names one this CPU or build does not support.
+const char* combining_kernels();
+
 // A typed, contiguous, mutable view of `count` elements. It does not own memory.
 struct Buffer {
   void* data = nullptr;
