@@ -64,8 +64,9 @@ ContextOptions ContextOptions::from_env() {
   if (env("DECENT_RING_ALLREDUCE_THRESHOLD"))
     o.ring_allreduce_threshold_bytes =
         static_cast<std::size_t>(env_integer("DECENT_RING_ALLREDUCE_THRESHOLD", 0));
-  o.small_allreduce_threshold_bytes = static_cast<std::size_t>(
-      env_integer("DECENT_SMALL_ALLREDUCE_THRESHOLD", o.small_allreduce_threshold_bytes));
+  if (env("DECENT_SMALL_ALLREDUCE_THRESHOLD"))
+    o.small_allreduce_threshold_bytes =
+        static_cast<std::size_t>(env_integer("DECENT_SMALL_ALLREDUCE_THRESHOLD", 0));
   if (env("DECENT_RABENSEIFNER_ALLREDUCE_THRESHOLD"))
     o.rabenseifner_allreduce_threshold_bytes =
         static_cast<std::size_t>(env_integer("DECENT_RABENSEIFNER_ALLREDUCE_THRESHOLD", 0));

@@ -52,6 +52,13 @@ std::size_t model_ring_threshold(int n) {
   return static_cast<std::size_t>(kRoundLatencyBytes * extra_rounds / volume_saved);
 }
 
+// The small-allreduce threshold when unset: halving-doubling (with its header lent from the
+// caller's buffer) beat Rabenseifner's and the ring's pipelined steps up to 1 MiB at n = 2 and 4,
+// but with a fold (n not a power of two) its two whole-buffer blocking steps lose from 256 KiB
+// (docs/benchmarks.md).
+constexpr std::size_t kSmallAllreducePowerOfTwo = std::size_t{1} << 20;
+constexpr std::size_t kSmallAllreduceOtherwise = std::size_t{256} << 10;
+
 int positive_mod(std::int64_t a, int n) {
   return static_cast<int>(((a % n) + n) % n);
 }
@@ -279,9 +286,11 @@ Engine::Engine(std::unique_ptr<comm::Transport> transport, const ContextOptions&
   // message of that tag, so receives into a buffer of that size can be posted early. Above
   // kMaxCollectiveRoom the buffer would cost more memory than the early receive saves time.
   constexpr std::size_t kMaxCollectiveRoom = (std::size_t{1} << 20) + sizeof(CollectiveHeader);
-  std::int64_t room = static_cast<std::int64_t>(
-      std::min(options_.small_allreduce_threshold_bytes, kMaxCollectiveRoom) +
-      sizeof(CollectiveHeader));
+  std::int64_t room =
+      static_cast<std::int64_t>(std::min(options_.small_allreduce_threshold_bytes.value_or(std::max(
+                                             kSmallAllreducePowerOfTwo, kSmallAllreduceOtherwise)),
+                                         kMaxCollectiveRoom) +
+                                sizeof(CollectiveHeader));
   if (size_ > 1) {
     auto req = transport_->iallreduce(&room, 1, DType::kInt64, ReduceOp::kMax);
     if (!req->wait_until(deadline()))
@@ -759,7 +768,8 @@ void Engine::run_pair_gossip(Channel& ch, Buffer inout, int peer, double self_we
 // ---------------------------------------------------------------- collectives
 
 AllreduceAlgorithm Engine::allreduce_algorithm(std::size_t bytes, int n) const {
-  const std::size_t small = options_.small_allreduce_threshold_bytes;
+  const std::size_t small = options_.small_allreduce_threshold_bytes.value_or(
+      (n & (n - 1)) == 0 ? kSmallAllreducePowerOfTwo : kSmallAllreduceOtherwise);
   // Unset, the ring threshold is the model's, but never below the recursive-doubling range
   // (at n = 2 the model would send every size through the ring).
   const std::size_t ring =
@@ -932,32 +942,71 @@ CollectiveHeader Engine::halving_doubling(Channel& ch, const CollectiveFields& f
   const auto limit = deadline();
   int step = 0;
 
+  // Where a block's header travels: in front of its elements when the buffer has
+  // header_bytes of this rank's own data before the block, else behind them when it has that
+  // much after it; otherwise (the whole buffer, or blocks too small) the message is assembled
+  // in `staging`, header in front. Sender and receiver apply the rule to the same block, so
+  // they agree on the layout whenever they agree on the count (and a disagreement shows as a
+  // header that does not read back).
+  enum class Layout { kLead, kTrail, kStaged };
+  auto layout_of = [&](Span s) {
+    if (s.begin * esize >= header_bytes) return Layout::kLead;
+    if ((count - s.begin - s.count) * esize >= header_bytes) return Layout::kTrail;
+    return Layout::kStaged;
+  };
+  // The received elements of the last step (in `incoming`, after or before its header).
+  const std::uint8_t* received = incoming;
+
   // One step: sends the elements `out` of `from` to `dst` and receives `in.count` elements from
-  // `src` (either rank -1: no message), both preceded by the header when `with_header` and
-  // checked. A received header is merged into the summary; the elements land in `incoming`
-  // after it, or at `direct` for a header-free message. Returns whether the received elements
-  // may be used: they have the expected size and (checked) the merged summary agrees.
-  auto step_with = [&](int dst, const std::uint8_t* from, Span out, int src, Span in,
-                       bool with_header, std::uint8_t* direct) {
+  // `src` (either rank -1: no message), both with the header when `with_header` and checked. A
+  // header goes out from the bytes next to `out` in `from` (saved and put back once the send has
+  // completed), so the elements are sent from where they are instead of being copied behind it
+  // first. A received header is merged into the summary; the elements land in `incoming` (see
+  // `received`), or at `direct` for a header-free message. Returns whether the received
+  // elements may be used: they have the expected size and (checked) the merged summary agrees.
+  auto step_with = [&](int dst, std::uint8_t* from, Span out, int src, Span in, bool with_header,
+                       std::uint8_t* direct) {
     const std::size_t header = with_header ? header_bytes : 0;
     const void* send_data = nullptr;
     std::size_t send_bytes = 0;
+    // Bytes of `from` lent to the outgoing header, put back when this step ends however it
+    // ends (the elements they hold are this rank's and are read only after the exchange).
+    struct Lent {
+      std::uint8_t* at = nullptr;
+      std::uint8_t saved[sizeof(CollectiveHeader)];
+      ~Lent() {
+        if (at) std::memcpy(at, saved, sizeof(saved));
+      }
+    } lent;
     if (dst >= 0) {
       send_bytes = header + out.count * esize;
       send_data = from + out.begin * esize;
       if (header) {
-        std::memcpy(staging, &summary, header);
-        if (out.count) std::memcpy(staging + header, from + out.begin * esize, out.count * esize);
-        send_data = staging;
+        static_assert(sizeof(Lent::saved) == sizeof(CollectiveHeader));
+        const Layout layout = layout_of(out);
+        if (layout == Layout::kStaged) {
+          std::memcpy(staging, &summary, header);
+          if (out.count) std::memcpy(staging + header, from + out.begin * esize, out.count * esize);
+          send_data = staging;
+        } else {
+          std::uint8_t* at = layout == Layout::kLead ? from + out.begin * esize - header
+                                                     : from + (out.begin + out.count) * esize;
+          std::memcpy(lent.saved, at, header);
+          lent.at = at;
+          std::memcpy(at, &summary, header);
+          if (layout == Layout::kLead) send_data = at;
+        }
       }
       bytes_sent_ += send_bytes;
       ++messages_sent_;
     }
     const std::size_t expected = src >= 0 ? header + in.count * esize : 0;
     void* target = header || direct == nullptr ? incoming : direct + in.begin * esize;
-    // Only `incoming` has room for any message; the caller's buffer has room for `expected`.
-    const std::size_t room =
-        target == incoming && collective_room_ >= expected ? collective_room_ : 0;
+    // Only `incoming` has room for any message. Once the ranks agree on the count (checked),
+    // every message has the size its receiver expects, so a receive into the caller's buffer
+    // may be posted before the message arrives too.
+    std::size_t room = target == incoming && collective_room_ >= expected ? collective_room_ : 0;
+    if (target != incoming && checked && summary.agree()) room = expected;
     const comm::ExchangeStatus status =
         t.exchange(send_data, send_bytes, dst, target, expected, src, kCollectiveTag, limit, room);
     if (status.state != comm::ExchangeStatus::State::kDone) {
@@ -981,7 +1030,15 @@ CollectiveHeader Engine::halving_doubling(Channel& ch, const CollectiveFields& f
             readable ? fmt::format("{}", got) : std::string("more than that"), step - 1, expected));
       return true;
     }
-    merge_received(summary, incoming, readable, got, expected, header);
+    if (header && layout_of(in) == Layout::kTrail) {
+      // The header is read only from a message of the expected size (it is at its end).
+      const bool whole_message = readable && got == expected;
+      merge_received(summary, incoming + in.count * esize, whole_message, header, header, header);
+      received = incoming;
+    } else {
+      merge_received(summary, incoming, readable, got, expected, header);
+      received = incoming + header;
+    }
     return summary.agree();
   };
 
@@ -997,7 +1054,7 @@ CollectiveHeader Engine::halving_doubling(Channel& ch, const CollectiveFields& f
       step_with(r + 1, base, whole, -1, none, true, nullptr);
     } else {
       if (step_with(-1, nullptr, none, r - 1, whole, true, nullptr) && count)
-        reduce_to(inout.dtype, reduce_op, count, incoming + header_bytes, base, work);
+        reduce_to(inout.dtype, reduce_op, count, received, base, work);
       in_work = true;
       v = r / 2;
     }
@@ -1012,14 +1069,14 @@ CollectiveHeader Engine::halving_doubling(Channel& ch, const CollectiveFields& f
       const bool upper = (v & mask) != 0;
       const Span keep = upper ? blocks(mid, mid + half) : blocks(lo, mid);
       const Span give = upper ? blocks(lo, mid) : blocks(mid, mid + half);
-      const std::uint8_t* from = in_work ? work : base;
+      std::uint8_t* from = in_work ? work : base;
       // The last step completes the summary: its sums go to the caller's buffer.
       std::uint8_t* into = 2 * mask >= p ? base : work;
       // That step also divides by n for an average, in the same pass.
       const double factor = 2 * mask >= p ? completion_factor(op, n) : 1.0;
       if (step_with(peer, from, give, peer, keep, true, nullptr) && keep.count)
-        reduce_to_scaled(inout.dtype, reduce_op, keep.count, incoming + header_bytes,
-                         from + keep.begin * esize, into + keep.begin * esize, factor);
+        reduce_to_scaled(inout.dtype, reduce_op, keep.count, received, from + keep.begin * esize,
+                         into + keep.begin * esize, factor);
       in_work = true;
       if (upper) lo = mid;
       size = half;
@@ -1038,7 +1095,7 @@ CollectiveHeader Engine::halving_doubling(Channel& ch, const CollectiveFields& f
   if (r < 2 * rem) {
     if (r % 2 == 0) {
       if (step_with(-1, nullptr, none, r + 1, whole, true, base) && checked && bytes)
-        std::memcpy(base, incoming + header_bytes, bytes);
+        std::memcpy(base, received, bytes);
     } else {
       step_with(r - 1, base, whole, -1, none, true, nullptr);
     }

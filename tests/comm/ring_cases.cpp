@@ -622,13 +622,15 @@ std::vector<CommCase> make_cases() {
           o.check_consistency = checked;
         });
   }
-  // The default thresholds: recursive doubling below 64 KiB, halving-doubling to 256 KiB,
-  // then Rabenseifner (or the ring), each exact on both sides of the edges.
+  // The default thresholds: recursive doubling below 64 KiB, halving-doubling to 1 MiB (n a
+  // power of two) or 256 KiB, then Rabenseifner (or the ring), each exact on both sides of the
+  // edges.
   add(
       "AllreduceAroundTheDefaultThresholds",
       [](Context& c) {
         for (std::size_t count : {std::size_t{16383}, std::size_t{16384}, std::size_t{16385},
-                                  std::size_t{65535}, std::size_t{65536}, std::size_t{65537}}) {
+                                  std::size_t{65535}, std::size_t{65536}, std::size_t{65537},
+                                  std::size_t{262143}, std::size_t{262144}, std::size_t{262145}}) {
           check_allreduce<float>(c, count, ReduceOp::kAverage);
           check_allreduce<float>(c, count, ReduceOp::kMax);
         }
@@ -715,6 +717,25 @@ std::vector<CommCase> make_cases() {
         expect_mismatch(c, [&] { c.allreduce(x, ReduceOp::kSum); }, "allreduce #0",
                         {"rank " + std::to_string(bad) + ": allreduce #0 count=2000",
                          "rank 0: allreduce #0 count=2001", "algorithm=halving-doubling"});
+        EXPECT_EQ(x, original) << "the buffer changed although the allreduce failed";
+      },
+      [halving_always](ContextOptions& o) {
+        halving_always(o);
+        o.timeout = std::chrono::milliseconds(3000);
+      });
+  // A header travels in the buffer next to the block it precedes or follows, or in a copy of a
+  // block too small to lend it room; with counts of 30 and 3000 the ranks place it differently,
+  // and each reads a header that is not there: still reported, and the buffers (whose bytes were
+  // lent) are as they were.
+  mismatch_case(
+      "HalvingDoublingHeaderPlacedDifferentlyOnEveryRank",
+      [](Context& c) {
+        const int bad = c.size() - 1;
+        std::vector<float> x = inputs<float>(c.rank(), c.rank() == bad ? 30 : 3000);
+        const std::vector<float> original = x;
+        expect_mismatch(c, [&] { c.allreduce(x, ReduceOp::kAverage); }, "allreduce #0",
+                        {"rank " + std::to_string(bad) + ": allreduce #0 count=30",
+                         "rank 0: allreduce #0 count=3000", "algorithm=halving-doubling"});
         EXPECT_EQ(x, original) << "the buffer changed although the allreduce failed";
       },
       [halving_always](ContextOptions& o) {
@@ -962,6 +983,35 @@ std::vector<CommCase> make_cases() {
       [](ContextOptions& o) {
         o.ring_allreduce_threshold_bytes = 0;
         o.ranks_per_machine = 2;
+      });
+  // A rank that never joins a halving-doubling allreduce: the others time out, and the bytes of
+  // their buffers lent to outgoing headers are back in place (80 KiB: the blocks go by
+  // rendezvous, so the sends to rank 0 are still pending when the wait gives up).
+  add(
+      "HalvingDoublingTimeoutLeavesTheBufferUntouched",
+      [](Context& c) {
+        if (c.size() == 1) return;
+        if (c.rank() == 0) {
+          std::this_thread::sleep_for(c.options().timeout * 10);
+          return;
+        }
+        std::vector<float> x = inputs<float>(c.rank(), 20000);
+        const std::vector<float> original = x;
+        try {
+          c.allreduce(x, ReduceOp::kSum);
+          ADD_FAILURE() << "rank " << c.rank() << ": allreduce without rank 0 did not fail";
+        } catch (const TimeoutError& e) {
+          const std::string message = e.what();
+          EXPECT_NE(message.find("allreduce #0"), std::string::npos) << message;
+        } catch (const Error& e) {
+          ADD_FAILURE() << "rank " << c.rank() << ": expected a TimeoutError, got: " << e.what();
+        }
+        EXPECT_EQ(x, original) << "rank " << c.rank() << ": the buffer changed on a timeout";
+        std::this_thread::sleep_for(c.options().timeout * 4);
+      },
+      [halving_always](ContextOptions& o) {
+        halving_always(o);
+        o.timeout = std::chrono::milliseconds(200);
       });
   // A rank that never joins: its ring successor reports it by name, the others report their own
   // predecessor (which cannot forward what it never got), and nobody hangs.

@@ -57,13 +57,14 @@ struct ContextOptions {
   // measured on shared memory (about 3 MiB for n = 4, 7.5 MiB for n = 8; docs/benchmarks.md),
   // and never below small_allreduce_threshold_bytes. Every rank must use the same value.
   std::optional<std::size_t> ring_allreduce_threshold_bytes;
-  // Allreduces of fewer bytes (and not taken by the ring) run as recursive doubling over
-  // point-to-point messages: log2(n) rounds (two more when n is not a power of two), one message
-  // per round that carries the consistency header with the payload, so a small allreduce costs
-  // one exchange per round and no separate check. Between the two thresholds the transport's
-  // allreduce (MPI_Iallreduce) or Rabenseifner's algorithm runs. Every rank must use the same
-  // value.
-  std::size_t small_allreduce_threshold_bytes = std::size_t{256} << 10;
+  // Allreduces of fewer bytes (and not taken by the ring) run as recursive doubling or
+  // halving-doubling over point-to-point messages, which carry the consistency header inside
+  // their own messages, so a small allreduce needs no separate check. From it up the transport's
+  // allreduce (MPI_Iallreduce) or Rabenseifner's algorithm runs. Unset: 1 MiB when the ranks of
+  // the allreduce are a power of two, else 256 KiB (halving-doubling's whole-buffer fold steps
+  // are slower than Rabenseifner's pipelined ones there; docs/benchmarks.md). Every rank must
+  // use the same value.
+  std::optional<std::size_t> small_allreduce_threshold_bytes;
   // Allreduces of at least this many bytes that neither the ring nor recursive doubling takes run
   // as Rabenseifner's algorithm over point-to-point messages: reduce-scatter by recursive
   // halving, then allgather by recursive doubling; 2 log2(n) rounds (two more when n is not a
@@ -76,8 +77,9 @@ struct ContextOptions {
   // halving-doubling: Rabenseifner's algorithm in single blocking steps, with the consistency
   // header inside the reduce-scatter messages (2 log2(n) rounds, 2(n-1)/n of the buffer sent
   // per rank) instead of recursive doubling (log2(n) rounds of the whole buffer). SIZE_MAX:
-  // never. Every rank must use the same value. The defaults (64 KiB here, 256 KiB for the small
-  // threshold) are where each algorithm was fastest on shared memory (docs/benchmarks.md).
+  // never. Every rank must use the same value. The defaults (64 KiB here, 1 MiB or 256 KiB for
+  // the small threshold) are where each algorithm was fastest on shared memory
+  // (docs/benchmarks.md).
   std::size_t halving_allreduce_threshold_bytes = std::size_t{64} << 10;
 
   // Defaults overridden by DECENT_TIMEOUT_MS, DECENT_FUSION_THRESHOLD, DECENT_TIMELINE,
