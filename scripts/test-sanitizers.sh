@@ -60,10 +60,10 @@ build_and_test() {
 
 run_asan() {
   local start=$SECONDS
-  echo "== ASan+UBSan: topology, comm (local backend), data, reliability, compress"
+  echo "== ASan+UBSan: topology, comm (local backend, allreduce algorithms included), data, reliability, compress"
   configure build-asan "address,undefined"
   mapfile -t targets < <(existing_targets build-asan topology_tests decent-topo comm_local_tests \
-    comm_kernels_tests local_transport_tests local_run_tests comm_window_local_tests data_tests \
+    comm_ring_local_tests comm_kernels_tests local_transport_tests local_run_tests comm_window_local_tests data_tests \
     reliability_input_tests decentrun compress_tests)
   # The big-buffer window cases check sizes; instrumented at -O0 they outlast their time limit.
   build_and_test build-asan '^(topology|local|data|compress|reliability_unit)$' 'BigBuffer' \
