@@ -708,40 +708,36 @@ std::vector<CommCase> make_cases() {
                     c.rank() == 0 ? "barrier #0" : "allreduce #0",
                     {"rank 0: barrier #0", "rank 1: allreduce #0 count=16"});
   });
-  mismatch_case(
-      "HalvingDoublingCountMismatchOnEveryRank",
-      [](Context& c) {
-        const int bad = c.size() - 1;
-        std::vector<float> x = inputs<float>(c.rank(), c.rank() == bad ? 2000 : 2001);
-        const std::vector<float> original = x;
-        expect_mismatch(c, [&] { c.allreduce(x, ReduceOp::kSum); }, "allreduce #0",
-                        {"rank " + std::to_string(bad) + ": allreduce #0 count=2000",
-                         "rank 0: allreduce #0 count=2001", "algorithm=halving-doubling"});
-        EXPECT_EQ(x, original) << "the buffer changed although the allreduce failed";
-      },
-      [halving_always](ContextOptions& o) {
-        halving_always(o);
-        o.timeout = std::chrono::milliseconds(3000);
-      });
-  // A header travels in the buffer next to the block it precedes or follows, or in a copy of a
-  // block too small to lend it room; with counts of 30 and 3000 the ranks place it differently,
-  // and each reads a header that is not there: still reported, and the buffers (whose bytes were
-  // lent) are as they were.
-  mismatch_case(
-      "HalvingDoublingHeaderPlacedDifferentlyOnEveryRank",
-      [](Context& c) {
-        const int bad = c.size() - 1;
-        std::vector<float> x = inputs<float>(c.rank(), c.rank() == bad ? 30 : 3000);
-        const std::vector<float> original = x;
-        expect_mismatch(c, [&] { c.allreduce(x, ReduceOp::kAverage); }, "allreduce #0",
-                        {"rank " + std::to_string(bad) + ": allreduce #0 count=30",
-                         "rank 0: allreduce #0 count=3000", "algorithm=halving-doubling"});
-        EXPECT_EQ(x, original) << "the buffer changed although the allreduce failed";
-      },
-      [halving_always](ContextOptions& o) {
-        halving_always(o);
-        o.timeout = std::chrono::milliseconds(3000);
-      });
+  // Counts of 2000 and 2001 put the header at the same place on every rank. A header travels in
+  // the buffer next to the block it precedes or follows, or in a copy of a block too small to
+  // lend it room; with counts of 30 and 3000 the ranks place it differently, and each reads a
+  // header that is not there. Both are reported, and the buffers (whose bytes were lent) are as
+  // they were.
+  struct CountMismatch {
+    const char* name;
+    std::size_t bad_count, count;
+  };
+  for (const CountMismatch& m :
+       {CountMismatch{"HalvingDoublingCountMismatchOnEveryRank", 2000, 2001},
+        CountMismatch{"HalvingDoublingHeaderPlacedDifferentlyOnEveryRank", 30, 3000}}) {
+    mismatch_case(
+        m.name,
+        [m](Context& c) {
+          const int bad = c.size() - 1;
+          std::vector<float> x = inputs<float>(c.rank(), c.rank() == bad ? m.bad_count : m.count);
+          const std::vector<float> original = x;
+          expect_mismatch(c, [&] { c.allreduce(x, ReduceOp::kAverage); }, "allreduce #0",
+                          {"rank " + std::to_string(bad) +
+                               ": allreduce #0 count=" + std::to_string(m.bad_count),
+                           "rank 0: allreduce #0 count=" + std::to_string(m.count),
+                           "algorithm=halving-doubling"});
+          EXPECT_EQ(x, original) << "the buffer changed although the allreduce failed";
+        },
+        [halving_always](ContextOptions& o) {
+          halving_always(o);
+          o.timeout = std::chrono::milliseconds(3000);
+        });
+  }
   // Recursive doubling on rank 0 (just below the 64 KiB default threshold), halving-doubling on
   // the others: headers, patterns and sizes differ, and every rank reports it.
   mismatch_case("HalvingDoublingAgainstRecursiveDoublingOnEveryRank", [](Context& c) {
