@@ -564,23 +564,30 @@ void Engine::exchange(Channel& ch, OpKind kind, std::int64_t seq, DType dtype,
   reqs.reserve((nr + ns) * (1 + hdr));
   std::vector<bool> header_checked(nr, false);
 
-  for (std::size_t i = 0; i < nr && with_headers; ++i)
-    reqs.push_back(t.irecv(&in_headers[i], sizeof(MessageHeader), recvs[i].peer, kHeaderTag));
-  for (std::size_t i = 0; i < nr; ++i)
-    reqs.push_back(t.irecv(recvs[i].data, recvs[i].count * esize, recvs[i].peer, kPayloadTag));
+  // Sends start before the receives: a receive is matched only once its message is there, and
+  // matching a large one copies it at once (Open MPI's single-copy rendezvous over shared memory),
+  // so a rank that received first would hold back its own sends while it copies and leave its
+  // peers idle.
+  std::vector<comm::RequestPtr> send_reqs;
+  send_reqs.reserve(ns * (1 + hdr));
   for (std::size_t i = 0; i < ns && with_headers; ++i) {
     auto& h = out_headers[i];
     h.kind = static_cast<std::uint8_t>(kind);
     h.dtype = static_cast<std::uint8_t>(dtype);
     h.seq = seq;
     h.count = sends[i].count;
-    reqs.push_back(t.isend(&h, sizeof(MessageHeader), sends[i].peer, kHeaderTag));
+    send_reqs.push_back(t.isend(&h, sizeof(MessageHeader), sends[i].peer, kHeaderTag));
   }
   std::uint64_t payload_bytes = 0;
   for (std::size_t i = 0; i < ns; ++i) {
-    reqs.push_back(t.isend(sends[i].data, sends[i].count * esize, sends[i].peer, kPayloadTag));
+    send_reqs.push_back(t.isend(sends[i].data, sends[i].count * esize, sends[i].peer, kPayloadTag));
     payload_bytes += sends[i].count * esize;
   }
+  for (std::size_t i = 0; i < nr && with_headers; ++i)
+    reqs.push_back(t.irecv(&in_headers[i], sizeof(MessageHeader), recvs[i].peer, kHeaderTag));
+  for (std::size_t i = 0; i < nr; ++i)
+    reqs.push_back(t.irecv(recvs[i].data, recvs[i].count * esize, recvs[i].peer, kPayloadTag));
+  for (auto& r : send_reqs) reqs.push_back(std::move(r));
   bytes_sent_ += payload_bytes + ns * hdr * sizeof(MessageHeader);
   messages_sent_ += ns * (1 + hdr);
 
