@@ -392,6 +392,7 @@ void bind_comm(py::module_& m) {
     d["bytes_sent"] = s.bytes_sent;
     d["bytes_received"] = s.bytes_received;
     d["messages_sent"] = s.messages_sent;
+    d["header_messages"] = s.header_messages;
     d["operations"] = s.operations;
     return d;
   });

@@ -19,6 +19,9 @@ namespace {
 
 constexpr int kHeaderTag = 1;
 constexpr int kPayloadTag = 2;
+// Neighbour-exchange payloads up to this size travel behind their consistency header in one
+// message ([MessageHeader][payload] on kPayloadTag) instead of a header and a payload message.
+constexpr std::size_t kInlineHeaderMaxBytes = 16 * 1024;
 // Recursive-doubling collectives (small allreduces, consistency checks, barriers): one tag for
 // all of them, so that ranks running different collectives still exchange (and compare) their
 // headers instead of waiting for messages that never come.
@@ -554,42 +557,27 @@ void Engine::exchange(Channel& ch, OpKind kind, std::int64_t seq, DType dtype,
   comm::Transport& t = *ch.transport;
   const std::size_t esize = dtype_size(dtype);
   const std::string op = fmt::format("{} #{}", op_kind_name(kind), seq);
-
-  std::vector<MessageHeader> out_headers(sends.size());
-  std::vector<MessageHeader> in_headers(recvs.size());
-  std::vector<comm::RequestPtr> reqs;
-  // Request index layout: [recv headers][recv payloads][send headers][send payloads].
   const std::size_t nr = recvs.size(), ns = sends.size();
-  const std::size_t hdr = with_headers ? 1 : 0;
-  reqs.reserve((nr + ns) * (1 + hdr));
-  std::vector<bool> header_checked(nr, false);
+  constexpr std::size_t kHeaderBytes = sizeof(MessageHeader);
+  // Whether a message of `payload` bytes carries its header inline. Sender and receiver decide
+  // from the payload size alone, so they agree whenever their counts do; when they do not, the
+  // receiver still reports the mismatch (see check_payload_size).
+  auto inline_header = [&](std::size_t payload) {
+    return with_headers && payload <= kInlineHeaderMaxBytes;
+  };
 
-  // Sends start before the receives: a receive is matched only once its message is there, and
-  // matching a large one copies it at once (Open MPI's single-copy rendezvous over shared memory),
-  // so a rank that received first would hold back its own sends while it copies and leave its
-  // peers idle.
-  std::vector<comm::RequestPtr> send_reqs;
-  send_reqs.reserve(ns * (1 + hdr));
-  for (std::size_t i = 0; i < ns && with_headers; ++i) {
-    auto& h = out_headers[i];
-    h.kind = static_cast<std::uint8_t>(kind);
-    h.dtype = static_cast<std::uint8_t>(dtype);
-    h.seq = seq;
-    h.count = sends[i].count;
-    send_reqs.push_back(t.isend(&h, sizeof(MessageHeader), sends[i].peer, kHeaderTag));
-  }
-  std::uint64_t payload_bytes = 0;
-  for (std::size_t i = 0; i < ns; ++i) {
-    send_reqs.push_back(t.isend(sends[i].data, sends[i].count * esize, sends[i].peer, kPayloadTag));
-    payload_bytes += sends[i].count * esize;
-  }
-  for (std::size_t i = 0; i < nr && with_headers; ++i)
-    reqs.push_back(t.irecv(&in_headers[i], sizeof(MessageHeader), recvs[i].peer, kHeaderTag));
-  for (std::size_t i = 0; i < nr; ++i)
-    reqs.push_back(t.irecv(recvs[i].data, recvs[i].count * esize, recvs[i].peer, kPayloadTag));
-  for (auto& r : send_reqs) reqs.push_back(std::move(r));
-  bytes_sent_ += payload_bytes + ns * hdr * sizeof(MessageHeader);
-  messages_sent_ += ns * (1 + hdr);
+  MessageHeader out_header;
+  out_header.kind = static_cast<std::uint8_t>(kind);
+  out_header.dtype = static_cast<std::uint8_t>(dtype);
+  out_header.seq = seq;
+  std::vector<MessageHeader> in_headers(nr);
+  std::vector<bool> header_checked(nr, false);
+  // Staging buffers of the inline messages: sends first, then receives.
+  if (inline_stage_.size() < ns + nr) inline_stage_.resize(ns + nr);
+  auto send_stage = [&](std::size_t i) -> std::vector<std::uint8_t>& { return inline_stage_[i]; };
+  auto recv_stage = [&](std::size_t i) -> std::vector<std::uint8_t>& {
+    return inline_stage_[ns + i];
+  };
 
   auto validate_header = [&](std::size_t i) {
     const MessageHeader& h = in_headers[i];
@@ -612,23 +600,197 @@ void Engine::exchange(Channel& ch, OpKind kind, std::int64_t seq, DType dtype,
           rank_, op, src, h.count, recvs[i].count));
     header_checked[i] = true;
   };
+  // A received message of `got` bytes at `message` (for receive i) that is not the size this
+  // rank expects: explained by the header it starts with when it has one (the sender decided
+  // from its own count whether the header goes inline), else by the sizes.
+  auto size_mismatch = [&](std::size_t i, const std::uint8_t* message, std::size_t got,
+                           std::size_t expected) {
+    if (with_headers && got >= kHeaderBytes) {
+      std::memcpy(&in_headers[i], message, kHeaderBytes);
+      if (in_headers[i].magic == MessageHeader{}.magic) validate_header(i);
+    }
+    return MismatchError(
+        fmt::format("rank {}: {}: element count mismatch: rank {} sent {} bytes, this rank expects "
+                    "{} ({} {} elements{})",
+                    rank_, op, recvs[i].peer, got, expected, recvs[i].count, dtype_name(dtype),
+                    expected > recvs[i].count * esize ? " behind a header" : ""));
+  };
+  auto too_large = [&](std::size_t i, const char* detail) {
+    return MismatchError(fmt::format(
+        "rank {}: {}: element count mismatch: rank {} sent more than the {} {} elements this rank "
+        "expects{}{}",
+        rank_, op, recvs[i].peer, recvs[i].count, dtype_name(dtype), *detail ? ": " : "", detail));
+  };
+  // An inline message has arrived in recv_stage(i): check it, then move its payload.
+  auto accept_inline = [&](std::size_t i, std::size_t got) {
+    const std::size_t payload = recvs[i].count * esize;
+    const std::uint8_t* message = recv_stage(i).data();
+    if (got != kHeaderBytes + payload) throw size_mismatch(i, message, got, kHeaderBytes + payload);
+    std::memcpy(&in_headers[i], message, kHeaderBytes);
+    validate_header(i);
+    if (payload) std::memcpy(recvs[i].data, message + kHeaderBytes, payload);
+  };
+
+  for (std::size_t i = 0; i < ns; ++i) {
+    const std::size_t payload = sends[i].count * esize;
+    if (!inline_header(payload)) continue;
+    auto& stage = send_stage(i);
+    if (stage.size() < kHeaderBytes + payload) stage.resize(kHeaderBytes + payload);
+    MessageHeader h = out_header;
+    h.count = sends[i].count;
+    std::memcpy(stage.data(), &h, kHeaderBytes);
+    if (payload) std::memcpy(stage.data() + kHeaderBytes, sends[i].data, payload);
+  }
+  for (std::size_t i = 0; i < nr; ++i) {
+    const std::size_t payload = recvs[i].count * esize;
+    if (!inline_header(payload)) continue;
+    auto& stage = recv_stage(i);
+    if (stage.size() < kHeaderBytes + payload) stage.resize(kHeaderBytes + payload);
+  }
+  std::uint64_t sent_bytes = 0;
+  for (const auto& s : sends) sent_bytes += s.count * esize + (with_headers ? kHeaderBytes : 0);
+  std::uint64_t received = 0;
+  for (const auto& r : recvs) received += r.count * esize;
+
+  // One small message each way: one blocking exchange, the path of the small collectives (the
+  // MPI transport sends 4033-8066 bytes as two eager pieces instead of one rendezvous). The
+  // messages are the same as on the general path below, so peers may take either.
+  const bool one_small_each_way = ns == 1 && nr == 1 &&
+                                  sends[0].count * esize <= kInlineHeaderMaxBytes &&
+                                  recvs[0].count * esize <= kInlineHeaderMaxBytes;
+  if (one_small_each_way) {
+    const std::size_t header = with_headers ? kHeaderBytes : 0;
+    const std::size_t out_bytes = header + sends[0].count * esize;
+    const std::size_t in_bytes = header + recvs[0].count * esize;
+    bytes_sent_ += sent_bytes;
+    ++messages_sent_;
+    const comm::ExchangeStatus status =
+        t.exchange(with_headers ? send_stage(0).data() : sends[0].data, out_bytes, sends[0].peer,
+                   with_headers ? recv_stage(0).data() : recvs[0].data, in_bytes, recvs[0].peer,
+                   kPayloadTag, deadline());
+    if (status.state == comm::ExchangeStatus::State::kReceiveTimedOut)
+      throw TimeoutError(fmt::format(
+          "rank {}: {} timed out after {} ms; still waiting for messages from ranks [{}]", rank_,
+          op, options_.timeout.count(), recvs[0].peer));
+    if (status.state == comm::ExchangeStatus::State::kSendTimedOut)
+      throw TimeoutError(
+          fmt::format("rank {}: {} timed out after {} ms; still waiting for sends to ranks [{}] to "
+                      "complete",
+                      rank_, op, options_.timeout.count(), sends[0].peer));
+    if (status.too_large) throw too_large(0, "");
+    if (with_headers)
+      accept_inline(0, status.received_bytes);
+    else if (status.received_bytes != in_bytes)
+      throw size_mismatch(0, static_cast<const std::uint8_t*>(recvs[0].data), status.received_bytes,
+                          in_bytes);
+    bytes_received_ += received;
+    return;
+  }
+
+  // What each request is, for completion handling and for naming the missing ranks.
+  enum class Role { kRecvHeader, kRecvPayload, kRecvInline, kSend };
+  struct Entry {
+    Role role;
+    std::size_t index;  // into recvs or sends
+  };
+  std::vector<comm::RequestPtr> reqs;
+  std::vector<Entry> entries;
+  reqs.reserve((nr + ns) * 2);
+  entries.reserve((nr + ns) * 2);
+
+  // Sends start before the receives: a receive is matched only once its message is there, and
+  // matching a large one copies it at once (Open MPI's single-copy rendezvous over shared memory),
+  // so a rank that received first would hold back its own sends while it copies and leave its
+  // peers idle. The receives still come first in `reqs`: wait_all tests them first, and a
+  // receive is matched only when it is tested.
+  std::vector<comm::RequestPtr> send_reqs;
+  std::vector<Entry> send_entries;
+  std::vector<MessageHeader> out_headers(ns, out_header);
+  for (std::size_t i = 0; i < ns; ++i) {
+    const std::size_t payload = sends[i].count * esize;
+    if (inline_header(payload)) {
+      send_reqs.push_back(
+          t.isend(send_stage(i).data(), kHeaderBytes + payload, sends[i].peer, kPayloadTag));
+      send_entries.push_back({Role::kSend, i});
+      ++messages_sent_;
+      continue;
+    }
+    if (with_headers) {
+      out_headers[i].count = sends[i].count;
+      send_reqs.push_back(t.isend(&out_headers[i], kHeaderBytes, sends[i].peer, kHeaderTag));
+      send_entries.push_back({Role::kSend, i});
+      ++messages_sent_;
+      ++header_messages_;
+    }
+    send_reqs.push_back(t.isend(sends[i].data, payload, sends[i].peer, kPayloadTag));
+    send_entries.push_back({Role::kSend, i});
+    ++messages_sent_;
+  }
+  bytes_sent_ += sent_bytes;
+  // Payload receives before the separate headers: a payload that arrives in the wrong size is
+  // reported at once, even when its sender put the header inline and no separate one will come.
+  std::vector<comm::RequestPtr> header_reqs;
+  std::vector<Entry> header_entries;
+  for (std::size_t i = 0; i < nr; ++i) {
+    const std::size_t payload = recvs[i].count * esize;
+    if (inline_header(payload)) {
+      reqs.push_back(
+          t.irecv(recv_stage(i).data(), kHeaderBytes + payload, recvs[i].peer, kPayloadTag));
+      entries.push_back({Role::kRecvInline, i});
+      continue;
+    }
+    if (with_headers) {
+      header_reqs.push_back(t.irecv(&in_headers[i], kHeaderBytes, recvs[i].peer, kHeaderTag));
+      header_entries.push_back({Role::kRecvHeader, i});
+    }
+    reqs.push_back(t.irecv(recvs[i].data, payload, recvs[i].peer, kPayloadTag));
+    entries.push_back({Role::kRecvPayload, i});
+  }
+  for (std::size_t i = 0; i < header_reqs.size(); ++i) {
+    reqs.push_back(std::move(header_reqs[i]));
+    entries.push_back(header_entries[i]);
+  }
+  for (std::size_t i = 0; i < send_reqs.size(); ++i) {
+    reqs.push_back(std::move(send_reqs[i]));
+    entries.push_back(send_entries[i]);
+  }
 
   auto on_complete = [&](std::size_t idx) {
-    if (with_headers && idx < nr) validate_header(idx);
+    const Entry e = entries[idx];
+    switch (e.role) {
+      case Role::kRecvHeader:
+        validate_header(e.index);
+        break;
+      case Role::kRecvInline:
+        accept_inline(e.index, reqs[idx]->received_bytes());
+        break;
+      case Role::kRecvPayload: {
+        // A shorter message: the sender's count put its header inline, or (without headers)
+        // the ranks disagree on the count or dtype.
+        const std::size_t got = reqs[idx]->received_bytes();
+        const std::size_t expected = recvs[e.index].count * esize;
+        if (got != expected)
+          throw size_mismatch(e.index, static_cast<const std::uint8_t*>(recvs[e.index].data), got,
+                              expected);
+        break;
+      }
+      case Role::kSend:
+        break;
+    }
   };
   auto describe = [&](const std::vector<std::size_t>& missing) {
     std::vector<int> from, to;
     for (std::size_t idx : missing) {
-      if (idx < nr * (1 + hdr)) {
-        const int peer = recvs[idx % nr].peer;
-        if (std::find(from.begin(), from.end(), peer) == from.end()) from.push_back(peer);
-      } else {
-        const std::size_t s = (idx - nr * (1 + hdr)) % ns;
-        if (std::find(to.begin(), to.end(), sends[s].peer) == to.end()) to.push_back(sends[s].peer);
-      }
+      const Entry e = entries[idx];
+      if (e.role == Role::kSend)
+        to.push_back(sends[e.index].peer);
+      else
+        from.push_back(recvs[e.index].peer);
     }
-    std::sort(from.begin(), from.end());
-    std::sort(to.begin(), to.end());
+    for (auto* v : {&from, &to}) {
+      std::sort(v->begin(), v->end());
+      v->erase(std::unique(v->begin(), v->end()), v->end());
+    }
     std::string msg =
         fmt::format("still waiting for messages from ranks [{}]", fmt::join(from, ", "));
     if (!to.empty())
@@ -637,14 +799,41 @@ void Engine::exchange(Channel& ch, OpKind kind, std::int64_t seq, DType dtype,
   };
   try {
     wait_all(reqs, on_complete, describe, op);
-  } catch (const MismatchError& e) {
-    // A payload larger than expected fails in the transport; prefer the header's explanation.
-    for (std::size_t i = 0; i < nr && with_headers; ++i)
-      if (!header_checked[i] && reqs[i]->test()) validate_header(i);
+  } catch (const MismatchError&) {
+    // A message larger than its receive fails in the transport. Prefer the header's explanation
+    // where a separate header has arrived; else name the rank and the count this rank expects.
+    // Requests that fail otherwise (a peer that has given up) explain nothing: the mismatch
+    // stands.
+    auto arrived = [&](std::size_t idx) {
+      try {
+        return reqs[idx]->test();
+      } catch (const MismatchError&) {
+        throw;
+      } catch (const Error&) {
+        return false;
+      }
+    };
+    for (std::size_t idx = 0; idx < reqs.size(); ++idx) {
+      const Entry e = entries[idx];
+      if (e.role != Role::kRecvHeader || header_checked[e.index]) continue;
+      bool ready = false;
+      try {
+        ready = arrived(idx);
+      } catch (const MismatchError&) {
+      }
+      if (ready) validate_header(e.index);
+    }
+    for (std::size_t idx = 0; idx < reqs.size(); ++idx) {
+      if (entries[idx].role != Role::kRecvInline && entries[idx].role != Role::kRecvPayload)
+        continue;
+      try {
+        arrived(idx);
+      } catch (const MismatchError& transport_error) {
+        throw too_large(entries[idx].index, transport_error.what());
+      }
+    }
     throw;
   }
-  std::uint64_t received = 0;
-  for (const auto& r : recvs) received += r.count * esize;
   bytes_received_ += received;
 }
 
@@ -1761,6 +1950,7 @@ CommStats Engine::stats() const {
   s.bytes_sent = bytes_sent_.load();
   s.bytes_received = bytes_received_.load();
   s.messages_sent = messages_sent_.load();
+  s.header_messages = header_messages_.load();
   s.operations = operations_.load();
   return s;
 }

@@ -257,8 +257,11 @@ class Engine {
   // scratch buffers of this size may be posted before their message arrives.
   std::size_t collective_room_ = 0;
   std::vector<std::vector<std::uint8_t>> scratch_;
+  // Staging of neighbour-exchange messages that carry their header inline (see exchange).
+  std::vector<std::vector<std::uint8_t>> inline_stage_;
   std::vector<std::uint8_t> scratch_fusion_;
-  std::atomic<std::uint64_t> bytes_sent_{0}, bytes_received_{0}, messages_sent_{0}, operations_{0};
+  std::atomic<std::uint64_t> bytes_sent_{0}, bytes_received_{0}, messages_sent_{0},
+      header_messages_{0}, operations_{0};
   Timeline timeline_;
 };
 

@@ -79,7 +79,7 @@ class RankSolver {
     result.traffic.messages_sent = after.messages_sent - before.messages_sent;
     result.traffic.operations = after.operations - before.operations;
     result.payload_messages =
-        result.traffic.messages_sent / (ctx_.options().check_consistency ? 2 : 1);
+        result.traffic.messages_sent - (after.header_messages - before.header_messages);
     // One allreduce turns every rank's ||x_i - x*||^2 history into the mean over ranks.
     if (!errors_.empty()) ctx_.allreduce(Buffer(errors_), ReduceOp::kAverage);
     result.iterations = std::move(iterations_);

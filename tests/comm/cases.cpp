@@ -427,6 +427,22 @@ std::vector<CommCase> make_cases() {
     }
   });
 
+  // A checked payload up to 16 KiB and its 24-byte header go as one message, a larger payload
+  // and its header as two (the header counted in header_messages); bytes include the headers.
+  add("StatsCountInlineAndSeparateHeaders", [](Context& c) {
+    const std::uint64_t sends = c.topology()->plan(0, c.rank()).send.size();
+    for (const std::size_t count : {std::size_t{16}, std::size_t{2048}, std::size_t{2049}}) {
+      SCOPED_TRACE("count " + std::to_string(count));
+      std::vector<double> x(count, c.rank());
+      const auto before = c.stats();
+      c.neighbor_allreduce(x, x);
+      const auto after = c.stats();
+      const bool separate = count * sizeof(double) > 16 * 1024;
+      EXPECT_EQ(after.messages_sent - before.messages_sent, sends * (separate ? 2 : 1));
+      EXPECT_EQ(after.header_messages - before.header_messages, separate ? sends : 0);
+      EXPECT_EQ(after.bytes_sent - before.bytes_sent, sends * (count * sizeof(double) + 24));
+    }
+  });
   // ---- errors: raised, named, and never a hang ----
   cases.push_back(
       {"ErrorCountMismatchNamesRank",
@@ -466,6 +482,46 @@ std::vector<CommCase> make_cases() {
          }
        },
        2, false, [](ContextOptions& o) { o.timeout = std::chrono::milliseconds(1500); }});
+  // Counts on either side of the size up to which a checked neighbour message carries its header
+  // inline (16 KiB): rank 0 sends 8 elements in one message, its neighbours 4096 elements as a
+  // header and a payload. Every rank next to rank 0 reports the mismatch at once (never a
+  // timeout), with and without consistency checks (then only the sizes tell). The others either
+  // finish or time out on a send to a rank that gave up (a 32 KiB message needs its receiver).
+  for (const bool checked : {true, false}) {
+    cases.push_back(
+        {std::string("ErrorCountMismatchAcrossInlineHeaderSize") + (checked ? "" : "NoCheck"),
+         [checked](Context& c) {
+           Graph g = topology::ring(c.size());
+           c.set_topology(g);
+           std::vector<double> x(c.rank() == 0 ? 8 : 4096, 1.0);
+           const bool adjacent = g.has_edge(0, c.rank()) || c.rank() == 0;
+           const auto t0 = std::chrono::steady_clock::now();
+           try {
+             c.neighbor_allreduce(x, x);
+             EXPECT_FALSE(adjacent) << "rank " << c.rank() << " should have seen the mismatch";
+           } catch (const MismatchError& e) {
+             EXPECT_TRUE(adjacent) << e.what();
+             const std::string what = e.what();
+             EXPECT_NE(what.find("element count mismatch"), std::string::npos) << what;
+             EXPECT_NE(what.find("rank " + std::to_string(c.rank()) + ":"), std::string::npos)
+                 << what;
+             // With the check, a neighbour of rank 0 reads rank 0's header: it names the counts.
+             if (checked && c.rank() != 0)
+               EXPECT_NE(what.find("rank 0 sent 8 elements, this rank expects 4096"),
+                         std::string::npos)
+                   << what;
+             EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1500));
+           } catch (const TimeoutError& e) {
+             EXPECT_FALSE(adjacent) << e.what();
+             EXPECT_NE(std::string(e.what()).find("sends to ranks"), std::string::npos) << e.what();
+           }
+         },
+         2, false,
+         [checked](ContextOptions& o) {
+           o.timeout = std::chrono::milliseconds(2000);
+           o.check_consistency = checked;
+         }});
+  }
   cases.push_back({"ErrorAllreduceMismatchOnEveryRank",
                    [](Context& c) {
                      std::vector<float> x(c.rank() == c.size() - 1 ? 3 : 4, 1.0f);

@@ -143,6 +143,9 @@ struct CommStats {
   std::uint64_t bytes_received = 0;
   std::uint64_t messages_sent = 0;
   std::uint64_t operations = 0;
+  // Of messages_sent: consistency headers that went as messages of their own (neighbour payloads
+  // above 16 KiB; smaller ones carry their header inline).
+  std::uint64_t header_messages = 0;
 };
 
 class Context {
