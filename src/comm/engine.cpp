@@ -561,7 +561,7 @@ void Engine::exchange(Channel& ch, OpKind kind, std::int64_t seq, DType dtype,
   constexpr std::size_t kHeaderBytes = sizeof(MessageHeader);
   // Whether a message of `payload` bytes carries its header inline. Sender and receiver decide
   // from the payload size alone, so they agree whenever their counts do; when they do not, the
-  // receiver still reports the mismatch (see check_payload_size).
+  // receiver still reports the mismatch (see size_mismatch).
   auto inline_header = [&](std::size_t payload) {
     return with_headers && payload <= kInlineHeaderMaxBytes;
   };
@@ -804,32 +804,24 @@ void Engine::exchange(Channel& ch, OpKind kind, std::int64_t seq, DType dtype,
     // where a separate header has arrived; else name the rank and the count this rank expects.
     // Requests that fail otherwise (a peer that has given up) explain nothing: the mismatch
     // stands.
-    auto arrived = [&](std::size_t idx) {
-      try {
-        return reqs[idx]->test();
-      } catch (const MismatchError&) {
-        throw;
-      } catch (const Error&) {
-        return false;
-      }
-    };
     for (std::size_t idx = 0; idx < reqs.size(); ++idx) {
       const Entry e = entries[idx];
       if (e.role != Role::kRecvHeader || header_checked[e.index]) continue;
       bool ready = false;
       try {
-        ready = arrived(idx);
-      } catch (const MismatchError&) {
+        ready = reqs[idx]->test();
+      } catch (const Error&) {
       }
       if (ready) validate_header(e.index);
     }
     for (std::size_t idx = 0; idx < reqs.size(); ++idx) {
-      if (entries[idx].role != Role::kRecvInline && entries[idx].role != Role::kRecvPayload)
-        continue;
+      const Entry e = entries[idx];
+      if (e.role != Role::kRecvInline && e.role != Role::kRecvPayload) continue;
       try {
-        arrived(idx);
+        reqs[idx]->test();
       } catch (const MismatchError& transport_error) {
-        throw too_large(entries[idx].index, transport_error.what());
+        throw too_large(e.index, transport_error.what());
+      } catch (const Error&) {
       }
     }
     throw;
